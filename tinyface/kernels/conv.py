@@ -1,0 +1,182 @@
+"""2-D convolution, Numba tier: im2col per sample + the hand-written GEMM.
+
+Layout: NCHW in and out, weights (Cout, Cin, kh, kw) as in PyTorch. For one sample,
+``im2col`` unrolls the receptive fields into ``cols (K, P)`` with ``K = Cin*kh*kw``
+rows and ``P = OH*OW`` columns; then
+
+    forward:  out[n] (Cout, P) = W (Cout, K) @ cols (K, P)      [+ bias]
+    backward: dW (Cout, K)    += dout[n] (Cout, P) @ cols.T     (gemm_nt)
+              dcols (K, P)     = W.T (K, Cout) @ dout[n]        (gemm_nn on W.T)
+              dx[n]           += col2im(dcols)
+
+Parallelism: the batch is split across threads (``prange``); each thread owns its
+``cols`` buffer and, in backward, its own partial dW and db, summed at the end, so
+no two threads write the same memory. Small batches run the serial twin.
+"""
+import numba
+import numpy as np
+
+from tinyface.kernels.gemm import gemm_nn, gemm_nt
+from tinyface.kernels.threading import compile_pair, use_parallel
+
+JIT = dict(cache=True, fastmath=True)
+
+
+def _pair(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
+        a, b = int(v[0]), int(v[1])
+    else:
+        a = b = int(v)
+    return a, b
+
+
+def conv_output_size(H, W, kh, kw, sh, sw, ph, pw):
+    """Output height and width: ``floor((H + 2p - k) / s) + 1``."""
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+@numba.njit(**JIT)
+def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols):
+    """x: (C, H, W) one sample -> cols: (C*kh*kw, OH*OW), zeros where padded."""
+    C, H, W = x.shape
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = cols[(c * kh + i) * kw + j]              # (OH*OW,)
+                for oh in range(OH):
+                    ih = oh * sh + i - ph
+                    base = oh * OW
+                    if ih < 0 or ih >= H:
+                        for ow in range(OW):
+                            row[base + ow] = 0.0
+                    else:
+                        xr = x[c, ih]                          # (W,)
+                        for ow in range(OW):
+                            iw = ow * sw + j - pw
+                            row[base + ow] = xr[iw] if 0 <= iw < W else 0.0
+
+
+@numba.njit(**JIT)
+def col2im_add(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
+    """Scatter-add cols: (C*kh*kw, OH*OW) back into dx: (C, H, W)."""
+    C, H, W = dx.shape
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = cols[(c * kh + i) * kw + j]
+                for oh in range(OH):
+                    ih = oh * sh + i - ph
+                    if ih < 0 or ih >= H:
+                        continue
+                    base = oh * OW
+                    for ow in range(OW):
+                        iw = ow * sw + j - pw
+                        if 0 <= iw < W:
+                            dx[c, ih, iw] += row[base + ow]
+
+
+def _conv_forward(x, w2, b, has_bias, kh, kw, sh, sw, ph, pw, out):
+    """x (N,C,H,W), w2 (Cout,K), b (Cout,), out (N,Cout,OH*OW)."""
+    N = x.shape[0]
+    Cout, K = w2.shape
+    OH = (x.shape[2] + 2 * ph - kh) // sh + 1
+    OW = (x.shape[3] + 2 * pw - kw) // sw + 1
+    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    for n in numba.prange(N):
+        if direct:                                   # 1x1 conv: x[n] already is cols
+            cols = x[n].reshape(K, OH * OW)
+        else:
+            cols = np.empty((K, OH * OW), dtype=x.dtype)    # (K, P)
+            im2col(x[n], kh, kw, sh, sw, ph, pw, OH, OW, cols)
+        o = out[n]                                          # (Cout, P)
+        gemm_nn(w2, cols, o, False)
+        if has_bias:
+            for co in range(Cout):
+                bc = b[co]
+                for p in range(OH * OW):
+                    o[co, p] += bc
+
+
+def _conv_backward(x, w2, dout, kh, kw, sh, sw, ph, pw, nchunks, dx, dw_parts, db_parts):
+    """dout (N,Cout,P) -> dx (N,C,H,W) (zeroed by caller), per-chunk dW and db."""
+    N = x.shape[0]
+    Cout, K = w2.shape
+    OH = (x.shape[2] + 2 * ph - kh) // sh + 1
+    OW = (x.shape[3] + 2 * pw - kw) // sw + 1
+    P = OH * OW
+    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    w2t = w2.T                                              # (K, Cout) strided view
+    per = (N + nchunks - 1) // nchunks
+    for t in numba.prange(nchunks):
+        cols = np.empty((K, P), dtype=x.dtype)              # (K, P) this chunk's buffer
+        dcols = np.empty((K, P), dtype=x.dtype)             # (K, P)
+        dw = dw_parts[t]                                    # (Cout, K)
+        db = db_parts[t]                                    # (Cout,)
+        for n in range(t * per, min(N, (t + 1) * per)):
+            g = dout[n]                                     # (Cout, P)
+            for co in range(Cout):
+                s = 0.0
+                for p in range(P):
+                    s += g[co, p]
+                db[co] += s
+            if direct:
+                gemm_nt(g, x[n].reshape(K, P), dw, True)
+                gemm_nn(w2t, g, dx[n].reshape(K, P), True)
+            else:
+                im2col(x[n], kh, kw, sh, sw, ph, pw, OH, OW, cols)
+                gemm_nt(g, cols, dw, True)
+                gemm_nn(w2t, g, dcols, False)
+                col2im_add(dcols, kh, kw, sh, sw, ph, pw, OH, OW, dx[n])
+
+
+conv_forward_serial, conv_forward_parallel = compile_pair(_conv_forward, fastmath=True)
+conv_backward_serial, conv_backward_parallel = compile_pair(_conv_backward, fastmath=True)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0):
+    """Convolution (cross-correlation, as PyTorch's Conv2d).
+
+    x: (N, Cin, H, W) float; w: (Cout, Cin, kh, kw); b: (Cout,) or None;
+    stride, padding: int or (h, w) pair.
+    Returns out: (N, Cout, OH, OW) and the cache for ``conv2d_backward``.
+    """
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    N, C, H, W = x.shape
+    Cout, Cin, kh, kw = w.shape
+    if C != Cin:
+        raise ValueError(f"conv2d: input has {C} channels, weight expects {Cin}")
+    OH, OW = conv_output_size(H, W, kh, kw, sh, sw, ph, pw)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"conv2d: input {H}x{W} too small for kernel {kh}x{kw} "
+                         f"with padding {(ph, pw)}")
+    x = np.ascontiguousarray(x)
+    w2 = np.ascontiguousarray(w).reshape(Cout, -1)          # (Cout, K)
+    has_bias = b is not None
+    bias = np.ascontiguousarray(b, dtype=x.dtype) if has_bias else np.zeros(Cout, x.dtype)
+    out = np.empty((N, Cout, OH * OW), dtype=x.dtype)       # (N, Cout, P)
+    fn = conv_forward_parallel if use_parallel(N) else conv_forward_serial
+    fn(x, w2, bias, has_bias, kh, kw, sh, sw, ph, pw, out)
+    cache = (x, w, has_bias, (kh, kw, sh, sw, ph, pw))
+    return out.reshape(N, Cout, OH, OW), cache
+
+
+def conv2d_backward(dout, cache):
+    """dout: (N, Cout, OH, OW) -> (dx (N,Cin,H,W), dw (Cout,Cin,kh,kw), db (Cout,) or None)."""
+    x, w, has_bias, (kh, kw, sh, sw, ph, pw) = cache
+    N = x.shape[0]
+    Cout = w.shape[0]
+    w2 = np.ascontiguousarray(w).reshape(Cout, -1)          # (Cout, K)
+    g = np.ascontiguousarray(dout, dtype=x.dtype).reshape(N, Cout, -1)   # (N, Cout, P)
+    parallel = use_parallel(N)
+    nchunks = min(N, numba.get_num_threads()) if parallel else 1
+    dx = np.zeros_like(x)
+    dw_parts = np.zeros((nchunks,) + w2.shape, dtype=x.dtype)   # (T, Cout, K)
+    db_parts = np.zeros((nchunks, Cout), dtype=x.dtype)         # (T, Cout)
+    fn = conv_backward_parallel if parallel else conv_backward_serial
+    fn(x, w2, g, kh, kw, sh, sw, ph, pw, nchunks, dx, dw_parts, db_parts)
+    dw = dw_parts.sum(axis=0).reshape(w.shape)
+    db = db_parts.sum(axis=0) if has_bias else None
+    return dx, dw, db
