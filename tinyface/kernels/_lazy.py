@@ -23,7 +23,7 @@ def lazy_exports(package, modules):
         names = []
         for mod in modules:
             module = importlib.import_module(f"{package}.{mod}")
-            names += [n for n in dir(module) if n.endswith(("_forward", "_backward", "_loss"))]
+            names += [n for n in dir(module) if not n.startswith("_") and n.endswith(("_forward", "_backward", "_loss"))]
         return sorted(set(names))
 
     return __getattr__, __dir__

@@ -1,0 +1,59 @@
+"""Activation layers: ``ReLU`` and ``PReLU`` (PyTorch's names, parameters and defaults)."""
+import numpy as np
+
+from tinyface.backend import ops
+from tinyface.nn.module import Module, register_layer
+
+
+@register_layer
+class ReLU(Module):
+    """out = max(x, 0), any input shape."""
+
+    def forward(self, x):
+        x = self.check_input(x)
+        out, self.cache = ops.relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        if self.cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        return ops.relu_backward(np.asarray(dout, dtype=np.float32), self.cache)
+
+
+@register_layer
+class PReLU(Module):
+    """out = x if x > 0 else a * x, with learnt slope(s) ``weight``.
+
+    num_parameters: 1 (one slope shared by all channels) or C (one per channel of an
+                    (N, C, ...) input);
+    init:           initial slope, 0.25 as in PyTorch.
+    """
+
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.num_parameters = int(num_parameters)
+        self.init = float(init)
+        if self.num_parameters < 1:
+            raise ValueError(f"num_parameters must be positive, got {num_parameters}")
+        self.add_param("weight", np.full(self.num_parameters, self.init, dtype=np.float32))
+
+    def get_args(self):
+        return {"num_parameters": self.num_parameters, "init": self.init}
+
+    def forward(self, x):
+        if self.num_parameters > 1:
+            ndim = np.ndim(x) if np.ndim(x) >= 2 else 2
+            x = self.check_input(x, ndim=ndim, channels=self.num_parameters)
+        else:
+            x = self.check_input(x)
+            if x.ndim < 1:
+                raise ValueError(f"{self!r}: expected input with a batch axis, got shape {x.shape}")
+        out, self.cache = ops.prelu_forward(x, self.params["weight"])
+        return out
+
+    def backward(self, dout):
+        if self.cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        dx, dalpha = ops.prelu_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        self.grads["weight"] += dalpha
+        return dx
