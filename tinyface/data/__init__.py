@@ -1,0 +1,34 @@
+"""Face data: datasets, degradation HR -> LR, augmentation, protocols.
+
+Every dataset is a :class:`Dataset`: images (N, 3, H, W) uint8, labels (N,) int64,
+identity names. Entry point::
+
+    from tinyface.data import load_dataset, degrade
+    ds = load_dataset("synthetic", n_identities=100, images_per_identity=20, seed=0)
+    lr = degrade(ds.images, lr_size=16)                      # (N, 3, 16, 16) uint8
+
+Modules: ``dataset`` (container, errors, data root), ``synthetic`` (+ ``synth_params``,
+``synth_render``), ``orl``, ``lfw``, ``folder``, ``pairs``, ``protocols``, ``cache``,
+``degrade``, ``augment``, ``montage``, ``download``, ``prepare``, ``probe``.
+"""
+from .augment import augment, iterate_minibatches, to_float, to_uint8
+from .cache import default_cache_dir
+from .dataset import Dataset, DataError, DataWarning, default_data_root, format_summary
+from .degrade import LR_SIZES, antialias_sigma, degrade, jpeg_compress, upsample
+from .folder import load_folder
+from .lfw import find_pairs_file, load_lfw
+from .load import DATASETS, load_dataset
+from .montage import montage, pick_faces
+from .orl import load_orl, read_pgm
+from .pairs import load_pairs, parse_pairs, resolve_pairs
+from .protocols import (IdentificationSplit, VerificationSplit, identification_split,
+                        verification_split)
+from .synthetic import generate_synthetic
+
+__all__ = ["Dataset", "DataError", "DataWarning", "default_data_root", "default_cache_dir",
+           "format_summary", "load_dataset", "DATASETS", "generate_synthetic", "load_orl",
+           "read_pgm", "load_lfw", "find_pairs_file", "load_folder", "load_pairs",
+           "parse_pairs", "resolve_pairs", "identification_split", "verification_split",
+           "IdentificationSplit", "VerificationSplit", "degrade", "antialias_sigma",
+           "jpeg_compress", "upsample", "LR_SIZES", "augment", "iterate_minibatches",
+           "to_float", "to_uint8", "montage", "pick_faces"]
