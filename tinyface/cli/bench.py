@@ -1,6 +1,36 @@
-"""``python -m tinyface bench``: kernel and model benchmarks (filled in below)."""
+"""``python -m tinyface bench kernels``: kernel and student-network speed report."""
+import json
+import sys
 
 
 def register(sub):
-    p = sub.add_parser("bench", help="benchmark kernels and models")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser(
+        "bench", help="benchmark the kernels and the student network",
+        description="Speed reports. Timings exclude JIT compilation and are medians; "
+                    "ratios are against baselines measured in the same run.")
+    p.add_argument("what", nargs="?", default="kernels", choices=["kernels"],
+                   help="what to benchmark: 'kernels' times every op at the reference student's "
+                        "and teacher's layer shapes, then the student's faces/s")
+    p.add_argument("--reps", type=int, default=10, help="timed repetitions per measurement (median reported)")
+    p.add_argument("--quick", action="store_true", help="student shapes only, fewer repetitions (a smoke run)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
+    p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON to PATH")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from tinyface.bench import kernels as bench_kernels
+    from tinyface.cli import CLIError
+    if args.reps < 1:
+        raise CLIError("--reps must be at least 1")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    result = bench_kernels.run(reps=args.reps, quick=args.quick, seed=args.seed, log=log)
+    print(bench_kernels.format_report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        log(f"wrote {args.json}")
+    return 0
