@@ -38,16 +38,19 @@ def conv_output_size(H, W, kh, kw, sh, sw, ph, pw):
 
 
 @numba.njit(**JIT)
-def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols):
-    """x: (C, H, W) one sample -> cols: (C*kh*kw, OH*OW), zeros where padded."""
+def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols, off):
+    """x: (C, H, W) one sample -> cols[:, off:off + OH*OW] of cols: (C*kh*kw, G*OH*OW).
+
+    Zeros where the window overlaps the padding.
+    """
     C, H, W = x.shape
     for c in range(C):
         for i in range(kh):
             for j in range(kw):
-                row = cols[(c * kh + i) * kw + j]              # (OH*OW,)
+                row = cols[(c * kh + i) * kw + j]              # (G*OH*OW,)
                 for oh in range(OH):
                     ih = oh * sh + i - ph
-                    base = oh * OW
+                    base = off + oh * OW
                     if ih < 0 or ih >= H:
                         for ow in range(OW):
                             row[base + ow] = 0.0
@@ -59,8 +62,8 @@ def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols):
 
 
 @numba.njit(**JIT)
-def col2im_add(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
-    """Scatter-add cols: (C*kh*kw, OH*OW) back into dx: (C, H, W)."""
+def col2im_add(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx, off):
+    """Scatter-add cols[:, off:off + OH*OW] back into dx: (C, H, W)."""
     C, H, W = dx.shape
     for c in range(C):
         for i in range(kh):
@@ -70,65 +73,87 @@ def col2im_add(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
                     ih = oh * sh + i - ph
                     if ih < 0 or ih >= H:
                         continue
-                    base = oh * OW
+                    base = off + oh * OW
                     for ow in range(OW):
                         iw = ow * sw + j - pw
                         if 0 <= iw < W:
                             dx[c, ih, iw] += row[base + ow]
 
 
-def _conv_forward(x, w2, b, has_bias, kh, kw, sh, sw, ph, pw, out):
-    """x (N,C,H,W), w2 (Cout,K), b (Cout,), out (N,Cout,OH*OW)."""
-    N = x.shape[0]
-    Cout, K = w2.shape
-    OH = (x.shape[2] + 2 * ph - kh) // sh + 1
-    OW = (x.shape[3] + 2 * pw - kw) // sw + 1
-    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
-    for n in numba.prange(N):
-        if direct:                                   # 1x1 conv: x[n] already is cols
-            cols = x[n].reshape(K, OH * OW)
-        else:
-            cols = np.empty((K, OH * OW), dtype=x.dtype)    # (K, P)
-            im2col(x[n], kh, kw, sh, sw, ph, pw, OH, OW, cols)
-        o = out[n]                                          # (Cout, P)
-        gemm_nn(w2, cols, o, False)
-        if has_bias:
-            for co in range(Cout):
-                bc = b[co]
-                for p in range(OH * OW):
-                    o[co, p] += bc
+# A GEMM needs long rows to run fast. When one sample's output plane is small (8x8,
+# 4x4), G samples share one product: their columns sit side by side in ``cols``,
+# ``G * P >= MIN_GEMM_COLUMNS``.
+MIN_GEMM_COLUMNS = 256
 
 
-def _conv_backward(x, w2, dout, kh, kw, sh, sw, ph, pw, nchunks, dx, dw_parts, db_parts):
-    """dout (N,Cout,P) -> dx (N,C,H,W) (zeroed by caller), per-chunk dW and db."""
+def group_size(P):
+    """Samples per GEMM for an output plane of P pixels."""
+    return max(1, MIN_GEMM_COLUMNS // P)
+
+
+def _conv_forward(x, w2, b, has_bias, kh, kw, sh, sw, ph, pw, G, out):
+    """x (N,C,H,W), w2 (Cout,K), b (Cout,), out (N,Cout,P); G samples per GEMM."""
     N = x.shape[0]
     Cout, K = w2.shape
     OH = (x.shape[2] + 2 * ph - kh) // sh + 1
     OW = (x.shape[3] + 2 * pw - kw) // sw + 1
     P = OH * OW
-    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    ngroups = (N + G - 1) // G
+    for grp in numba.prange(ngroups):
+        n0 = grp * G
+        g = min(G, N - n0)
+        cols = np.empty((K, g * P), dtype=x.dtype)          # (K, g*P): g samples side by side
+        for s in range(g):
+            im2col(x[n0 + s], kh, kw, sh, sw, ph, pw, OH, OW, cols, s * P)
+        if g == 1:
+            gemm_nn(w2, cols, out[n0], False)               # straight into (Cout, P)
+        else:
+            o = np.empty((Cout, g * P), dtype=x.dtype)      # (Cout, g*P)
+            gemm_nn(w2, cols, o, False)
+            for s in range(g):
+                out[n0 + s] = o[:, s * P:(s + 1) * P]
+        if has_bias:
+            for s in range(g):
+                for co in range(Cout):
+                    bc = b[co]
+                    for p in range(P):
+                        out[n0 + s, co, p] += bc
+
+
+def _conv_backward(x, w2, dout, kh, kw, sh, sw, ph, pw, G, nchunks, dx, dw_parts, db_parts):
+    """dout (N,Cout,P) -> dx (N,C,H,W) (zeroed by caller), per-chunk dW and db.
+
+    Chunk t (one per thread) owns dw_parts[t] and db_parts[t]; within it, G samples
+    at a time share one GEMM, as in the forward pass.
+    """
+    N = x.shape[0]
+    Cout, K = w2.shape
+    OH = (x.shape[2] + 2 * ph - kh) // sh + 1
+    OW = (x.shape[3] + 2 * pw - kw) // sw + 1
+    P = OH * OW
     w2t = w2.T                                              # (K, Cout) strided view
     per = (N + nchunks - 1) // nchunks
     for t in numba.prange(nchunks):
-        cols = np.empty((K, P), dtype=x.dtype)              # (K, P) this chunk's buffer
-        dcols = np.empty((K, P), dtype=x.dtype)             # (K, P)
         dw = dw_parts[t]                                    # (Cout, K)
         db = db_parts[t]                                    # (Cout,)
-        for n in range(t * per, min(N, (t + 1) * per)):
-            g = dout[n]                                     # (Cout, P)
+        stop = min(N, (t + 1) * per)
+        for n0 in range(t * per, stop, G):
+            g = min(G, stop - n0)
+            cols = np.empty((K, g * P), dtype=x.dtype)      # (K, g*P): g samples side by side
+            dcols = np.empty((K, g * P), dtype=x.dtype)     # (K, g*P)
+            gout = np.empty((Cout, g * P), dtype=x.dtype)   # (Cout, g*P)
+            for s in range(g):
+                im2col(x[n0 + s], kh, kw, sh, sw, ph, pw, OH, OW, cols, s * P)
+                gout[:, s * P:(s + 1) * P] = dout[n0 + s]
             for co in range(Cout):
-                s = 0.0
-                for p in range(P):
-                    s += g[co, p]
-                db[co] += s
-            if direct:
-                gemm_nt(g, x[n].reshape(K, P), dw, True)
-                gemm_nn(w2t, g, dx[n].reshape(K, P), True)
-            else:
-                im2col(x[n], kh, kw, sh, sw, ph, pw, OH, OW, cols)
-                gemm_nt(g, cols, dw, True)
-                gemm_nn(w2t, g, dcols, False)
-                col2im_add(dcols, kh, kw, sh, sw, ph, pw, OH, OW, dx[n])
+                acc = 0.0
+                for p in range(g * P):
+                    acc += gout[co, p]
+                db[co] += acc
+            gemm_nt(gout, cols, dw, True)
+            gemm_nn(w2t, gout, dcols, False)
+            for s in range(g):
+                col2im_add(dcols, kh, kw, sh, sw, ph, pw, OH, OW, dx[n0 + s], s * P)
 
 
 conv_forward_serial, conv_forward_parallel = compile_pair(_conv_forward, fastmath=True)
@@ -158,7 +183,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     bias = np.ascontiguousarray(b, dtype=x.dtype) if has_bias else np.zeros(Cout, x.dtype)
     out = np.empty((N, Cout, OH * OW), dtype=x.dtype)       # (N, Cout, P)
     fn = conv_forward_parallel if use_parallel(N) else conv_forward_serial
-    fn(x, w2, bias, has_bias, kh, kw, sh, sw, ph, pw, out)
+    fn(x, w2, bias, has_bias, kh, kw, sh, sw, ph, pw, group_size(OH * OW), out)
     cache = (x, w, has_bias, (kh, kw, sh, sw, ph, pw))
     return out.reshape(N, Cout, OH, OW), cache
 
@@ -176,7 +201,8 @@ def conv2d_backward(dout, cache):
     dw_parts = np.zeros((nchunks,) + w2.shape, dtype=x.dtype)   # (T, Cout, K)
     db_parts = np.zeros((nchunks, Cout), dtype=x.dtype)         # (T, Cout)
     fn = conv_backward_parallel if parallel else conv_backward_serial
-    fn(x, w2, g, kh, kw, sh, sw, ph, pw, nchunks, dx, dw_parts, db_parts)
+    G = group_size(g.shape[2])
+    fn(x, w2, g, kh, kw, sh, sw, ph, pw, G, nchunks, dx, dw_parts, db_parts)
     dw = dw_parts.sum(axis=0).reshape(w.shape)
     db = db_parts.sum(axis=0) if has_bias else None
     return dx, dw, db
