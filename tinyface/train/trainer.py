@@ -1,0 +1,463 @@
+"""The training loop: ``fit`` (mini-batch training with checkpoints and exact resume) and
+``evaluate_classifier``.
+
+One step, for a batch of training indices ``idx`` (b,)::
+
+    xb = augment(train_images[idx], rng_e)    # (b, 3, H, W) uint8, seeded per epoch
+    x  = to_float(xb)                         # (b, 3, H, W) float32 in [-0.5, 0.5]
+    schedule.apply(optimizer, step)           # per-step learning rate
+    model.zero_grad()
+    loss, correct = step_fn(model, x, idx, train_labels[idx])   # forward + backward
+    optimizer.step()
+
+Reproducibility. Epoch ``e`` (0-based) shuffles with ``default_rng([seed, e])`` (as
+``tinyface.data.iterate_minibatches``) and augments with ``default_rng([seed, e, 1])``,
+so no data RNG state has to be saved. Layers that own a ``numpy.random.Generator``
+(``nn.Dropout``) have its state saved in the checkpoint and restored on resume. With
+the same seed, data, model initialisation and Numba thread count, a run is bit-for-bit
+repeatable on the CPU, and a run stopped after epoch k and resumed ends with exactly
+the weights of an uninterrupted one.
+
+Files in ``out_dir`` after each epoch, each written atomically (temp file + rename):
+
+- ``checkpoint.npz``: model, optimizer state, epoch, config, history, RNG states;
+- ``history.json``:   the list of per-epoch dicts that ``fit`` returns;
+- ``curves.png``:     loss and accuracy per epoch;
+- ``model.npz``:      the best model so far by validation accuracy (the last one
+  without validation data), readable by ``tinyface.checkpoint.load_model``.
+
+A NaN or inf loss stops the run with ``TrainingDiverged``; nothing is written after
+the divergence, so the last good checkpoint stays as it was.
+
+No NumPy BLAS call (``@``, ``np.dot``) runs in the loop: it would slow down Numba's
+parallel kernels (see ``tinyface.kernels.threading``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import zlib
+
+import numpy as np
+
+from tinyface.checkpoint import load_training_state, save_model, save_training_state
+from tinyface.data import augment, iterate_minibatches, to_float
+from tinyface.losses import NonFiniteLossError, softmax_cross_entropy_loss
+from tinyface.optim import SGD, Adam, AdamW, make_schedule
+
+from .config import TrainConfig
+from .curves import save_curves, write_bytes_atomic
+
+CHECKPOINT_FILE = "checkpoint.npz"
+HISTORY_FILE = "history.json"
+CURVES_FILE = "curves.png"
+MODEL_FILE = "model.npz"
+STATE_FORMAT = "tinyface-train/1"
+
+# history keys that depend on the machine's speed, not on the computation
+TIMING_KEYS = ("seconds", "faces_per_s")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN or infinite; the run was stopped.
+
+    Attributes: ``epoch`` (1-based), ``step`` (1-based, within the epoch; None when the
+    weights were found non-finite at the end of the epoch), ``lr``, ``checkpoint``
+    (path of the last good checkpoint, or None).
+    """
+
+    def __init__(self, message, epoch=None, step=None, lr=None, checkpoint=None):
+        super().__init__(message)
+        self.epoch, self.step, self.lr, self.checkpoint = epoch, step, lr, checkpoint
+
+
+class NoCheckpointError(FileNotFoundError):
+    """``resume=True`` but ``out_dir`` holds no checkpoint."""
+
+    def __str__(self):  # one line, without FileNotFoundError's "[Errno ...]" decoration
+        return self.args[0] if self.args else "no checkpoint"
+
+
+class ResumeMismatchError(ValueError):
+    """The checkpoint was written for another config, architecture or data set."""
+
+
+# --------------------------------------------------------------------------- steps
+def classification_step(model, x, batch_indices, labels):
+    """The default ``step_fn``: softmax cross-entropy on the model's logits.
+
+    model: forward(x) -> logits (b, K), backward(dlogits); x: (b, 3, H, W) float32;
+    batch_indices: (b,) int64 rows of the training set (unused here);
+    labels: (b,) int. Runs forward and backward; returns ``(loss, correct_count)``.
+    """
+    logits = model.forward(x)                                      # (b, K)
+    loss, dlogits = softmax_cross_entropy_loss(logits, labels)
+    model.backward(dlogits)
+    correct = int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
+    return loss, correct
+
+
+def evaluate_classifier(model, images, labels, batch_size=256):
+    """Mean cross-entropy and accuracy of ``model`` on a labelled set, in eval mode.
+
+    images: (N, 3, H, W) uint8 (converted with ``to_float``) or float32 (used as is);
+    labels: (N,) int. Returns ``(loss, acc)`` as floats, acc in [0, 1]. The model's
+    train/eval mode is restored afterwards; no gradient is computed.
+    Raises ``NonFiniteLossError`` if a logit is NaN/inf.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    n = len(images)
+    if n == 0 or len(labels) != n:
+        raise ValueError(f"evaluate_classifier: need N >= 1 images and N labels, "
+                         f"got {n} images and {len(labels)} labels")
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    try:
+        for i in range(0, n, batch_size):
+            xb = images[i:i + batch_size]
+            x = to_float(xb) if xb.dtype == np.uint8 else xb
+            yb = labels[i:i + batch_size]
+            logits = model.forward(x)                              # (b, K)
+            loss, _ = softmax_cross_entropy_loss(logits, yb, where=f"evaluation batch {i // batch_size}")
+            loss_sum += loss * len(yb)
+            correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+    finally:
+        model.train(was_training)
+    return loss_sum / n, correct / n
+
+
+# ---------------------------------------------------------------- construction
+def make_optimizer(config, params):
+    """The optimizer named by ``config`` over ``params`` (a Module or triples)."""
+    lr, wd = config.learning_rate, config.weight_decay
+    if config.optimizer == "sgd":
+        return SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd,
+                   nesterov=config.nesterov)
+    if config.optimizer == "adam":
+        return Adam(params, lr=lr, weight_decay=wd)
+    return AdamW(params, lr=lr, weight_decay=wd)
+
+
+def steps_per_epoch(config, n):
+    """Optimizer steps in one epoch over ``n`` faces."""
+    return n // config.batch_size if config.drop_last else -(-n // config.batch_size)
+
+
+def make_lr_schedule(config, steps):
+    """The per-step schedule for a run of ``config.epochs`` epochs of ``steps`` steps."""
+    total = config.epochs * steps
+    warmup = min(int(round(config.warmup_epochs * steps)), total - 1)
+    kwargs = {"min_lr": config.min_lr} if config.schedule == "cosine" else {}
+    return make_schedule(config.schedule, config.learning_rate, total, warmup, **kwargs)
+
+
+# ------------------------------------------------------------------ RNG state
+def _generators(module, prefix=""):
+    """``(path, generator)`` for every ``np.random.Generator`` attribute in the tree."""
+    for attr, value in vars(module).items():
+        if isinstance(value, np.random.Generator):
+            yield f"{prefix}{attr}", value
+    for name, child in getattr(module, "_children", {}).items():
+        yield from _generators(child, f"{prefix}{name}.")
+
+
+def rng_states(model):
+    """JSON-able ``{path: bit_generator.state}`` of the model's own generators."""
+    return {path: gen.bit_generator.state for path, gen in _generators(model)}
+
+
+def set_rng_states(model, states):
+    """Restore ``rng_states`` output; the generator paths must match exactly."""
+    gens = dict(_generators(model))
+    if set(gens) != set(states):
+        raise ResumeMismatchError(f"the checkpoint's random generators {sorted(states)} do not "
+                                  f"match the model's {sorted(gens)}")
+    for path, state in states.items():
+        gens[path].bit_generator.state = state
+
+
+# --------------------------------------------------------------------- helpers
+def _check_data(images, labels, what):
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype != np.uint8:
+        desc = (f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray)
+                else type(images).__name__)
+        raise ValueError(f"{what} images must be a uint8 array (N, C, H, W) as tinyface.data "
+                         f"returns them, got a {desc}")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(images):
+        raise ValueError(f"{what} labels must be an int array (N,) with N={len(images)}, "
+                         f"got {labels.dtype} array of shape {labels.shape}")
+    if len(images) == 0:
+        raise ValueError(f"{what} set is empty")
+    if labels.min() < 0:
+        raise ValueError(f"{what} labels must be >= 0, got {labels.min()}")
+    return labels.astype(np.int64, copy=False)
+
+
+def _fingerprint(images, labels):
+    """Cheap identity of a data set, to refuse resuming on other data."""
+    if images is None:
+        return None
+    return {"n": int(len(images)), "shape": list(images.shape[1:]),
+            "crc32": zlib.crc32(np.ascontiguousarray(images)) ^ zlib.crc32(np.ascontiguousarray(labels))}
+
+
+def _peek_training_record(path):
+    """The ``training`` and ``architecture`` records of a checkpoint, without loading it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            record = json.loads(str(data["training"][()]))
+            arch = json.loads(str(data["architecture"][()]))
+    except Exception as e:  # foreign or model-only file
+        raise ResumeMismatchError(f"{path} is not a tinyface training checkpoint "
+                                  f"({type(e).__name__}: {e})") from None
+    return record, arch
+
+
+def format_duration(seconds):
+    """``45s``, ``3m25s``, ``2h05m``."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def _format_lr(lr):
+    return f"{lr:.4f}" if lr >= 1e-3 else f"{lr:.2e}"
+
+
+def _nonfinite_tensor(model):
+    for name, arr in model.state_dict().items():
+        if not np.all(np.isfinite(arr)):
+            return name
+    return None
+
+
+def _what_went_wrong(exc):
+    """``"loss became nan"`` from a ``NonFiniteLossError`` message ("loss is nan at ...")."""
+    head = str(exc).split(" at ")[0].strip()
+    return head.replace(" is ", " became ", 1) if " is " in head else "loss became non-finite"
+
+
+# ------------------------------------------------------------------------ fit
+def fit(model, train_images, train_labels, config=None, val_images=None, val_labels=None,
+        out_dir=None, resume=False, log=print, step_fn=None):
+    """Train ``model`` by mini-batch gradient descent; return the history.
+
+    Args:
+        model: a ``tinyface.nn.Module`` with ``forward(x) -> logits (N, K)`` and
+            ``backward(dlogits)`` (any module when ``step_fn`` computes its own loss).
+        train_images: (N, 3, H, W) uint8 at the model's input size (degrade HR -> LR
+            beforehand); train_labels: (N,) int in [0, K).
+        config: a ``TrainConfig`` (None: defaults).
+        val_images, val_labels: optional validation set (same layout), evaluated with
+            ``evaluate_classifier`` after each epoch.
+        out_dir: folder for ``checkpoint.npz``, ``history.json``, ``curves.png`` and
+            ``model.npz``, written after each epoch (None: write nothing).
+        resume: continue from ``out_dir/checkpoint.npz``. Raises ``NoCheckpointError``
+            when there is none, ``ResumeMismatchError`` when it was written with other
+            settings, another architecture or other training data.
+        log: callable taking one line of text (progress and notes).
+        step_fn: ``(model, x, batch_indices, labels) -> (loss, correct_count)``: runs
+            forward and backward for one batch (x: (b, 3, H, W) float32, augmented;
+            batch_indices: (b,) rows of the training set; labels: (b,)). Gradients are
+            zeroed before and the optimizer steps after. Default: ``classification_step``.
+
+    Returns:
+        list of per-epoch dicts: ``epoch`` (1-based), ``train_loss``, ``train_acc``,
+        ``val_loss``, ``val_acc`` (None without validation data), ``lr`` (the rate of
+        the epoch's last step), ``seconds`` (the whole epoch), ``faces_per_s``
+        (training only). A resumed run returns the whole history, earlier epochs included.
+
+    Raises:
+        TrainingDiverged: the loss or the weights became NaN/inf (nothing is written
+            after that; the last good checkpoint is kept).
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    train_labels = _check_data(train_images, train_labels, "training")
+    if (val_images is None) != (val_labels is None):
+        raise ValueError("give both val_images and val_labels, or neither")
+    if val_images is not None:
+        val_labels = _check_data(val_images, val_labels, "validation")
+        if val_images.shape[1:] != train_images.shape[1:]:
+            raise ValueError(f"validation images are {val_images.shape[1:]}, training images "
+                             f"{train_images.shape[1:]}: both must be at the model's input size")
+    step_fn = classification_step if step_fn is None else step_fn
+    n = len(train_images)
+    steps = steps_per_epoch(config, n)
+    if steps == 0:
+        raise ValueError(f"drop_last with batch_size {config.batch_size} > {n} training faces "
+                         f"leaves no batch: lower batch_size")
+
+    optimizer = make_optimizer(config, model)
+    schedule = make_lr_schedule(config, steps)
+    data_id = {"train": _fingerprint(train_images, train_labels),
+               "val": _fingerprint(val_images, val_labels)}
+
+    ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE) if out_dir is not None else None
+    history, start_epoch, best, saved_epoch = [], 0, None, None
+    if resume:
+        if out_dir is None:
+            raise ValueError("resume needs out_dir (the folder holding checkpoint.npz)")
+        if not os.path.isfile(ckpt_path):
+            raise NoCheckpointError(f"no checkpoint to resume from: {ckpt_path} does not exist "
+                                    f"(run without --resume to start a new run)")
+        start_epoch, extra = _resume(ckpt_path, model, optimizer, config, data_id)
+        history, best, saved_epoch = extra["history"], extra["best"], start_epoch
+        if start_epoch >= config.epochs:
+            log(f"{ckpt_path} has already finished all {config.epochs} epochs; nothing to do")
+            return history
+        log(f"resuming after epoch {start_epoch}/{config.epochs} from {ckpt_path}")
+    elif ckpt_path is not None and os.path.exists(ckpt_path):
+        log(f"note: {ckpt_path} exists and will be overwritten after epoch 1 "
+            f"(pass resume / --resume to continue it instead)")
+
+    log(f"training on {n} faces of {train_images.shape[2]}x{train_images.shape[3]}"
+        f"{f', validating on {len(val_images)}' if val_images is not None else ''}: "
+        f"{config.epochs} epochs x {steps} steps of {config.batch_size}, {config.optimizer} "
+        f"lr {config.learning_rate:g} ({config.schedule}), seed {config.seed}")
+
+    aug_kwargs = dict(flip=config.flip, max_shift=config.max_shift, crop_scale=config.crop_scale,
+                      brightness=config.brightness, contrast=config.contrast)
+    wall_times = []   # per epoch of this session, checkpoint writing included
+    lr = optimizer.lr
+
+    def diverged(what, epoch, step):
+        if saved_epoch is not None:
+            kept = f"the last good checkpoint (epoch {saved_epoch}) is kept in {out_dir}"
+        elif out_dir is not None:
+            kept = "no checkpoint was written yet"
+        else:
+            kept = "no checkpoint is kept (no out_dir)"
+        where = f"epoch {epoch} step {step}/{steps}" if step is not None else f"the end of epoch {epoch}"
+        peak = config.learning_rate
+        now = f"now {peak:.4g}" + (f", {lr:.4g} at this step" if lr != peak else "")
+        return TrainingDiverged(f"{what} at {where}; {kept}; try a lower learning rate "
+                                f"({now})", epoch=epoch, step=step, lr=lr,
+                                checkpoint=ckpt_path if saved_epoch is not None else None)
+
+    for epoch in range(start_epoch, config.epochs):
+        e1 = epoch + 1
+        model.train()
+        aug_rng = np.random.default_rng([config.seed, epoch, 1])
+        t0 = time.perf_counter()
+        last_note = t0
+        loss_sum, correct, seen = 0.0, 0, 0
+        batches = iterate_minibatches(n, config.batch_size, shuffle=True, seed=config.seed,
+                                      epoch=epoch, drop_last=config.drop_last)
+        for i, idx in enumerate(batches):
+            xb, yb = train_images[idx], train_labels[idx]          # (b, 3, H, W) uint8, (b,)
+            if config.augment:
+                xb = augment(xb, aug_rng, **aug_kwargs)
+            x = to_float(xb)                                       # (b, 3, H, W) float32
+            lr = schedule.apply(optimizer, epoch * steps + i)
+            model.zero_grad()
+            try:
+                loss, ok = step_fn(model, x, idx, yb)
+            except NonFiniteLossError as exc:
+                raise diverged(_what_went_wrong(exc), e1, i + 1) from exc
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise diverged(f"loss became {loss}", e1, i + 1)
+            optimizer.step()
+            b = len(idx)
+            loss_sum += loss * b
+            correct += int(ok)
+            seen += b
+            now = time.perf_counter()
+            if config.log_every and now - last_note >= config.log_every and i + 1 < steps:
+                last_note = now
+                rate = seen / (now - t0)
+                log(f"  epoch {e1}/{config.epochs}  step {i + 1}/{steps}  loss {loss_sum / seen:.3f}  "
+                    f"acc {100 * correct / seen:.1f}%  {rate:.0f} faces/s  "
+                    f"epoch ETA {format_duration((n - seen) / rate)}")
+        train_seconds = time.perf_counter() - t0
+
+        bad = _nonfinite_tensor(model)
+        if bad is not None:
+            raise diverged(f"weights became non-finite ({bad})", e1, None)
+        val_loss = val_acc = None
+        if val_images is not None:
+            try:
+                val_loss, val_acc = evaluate_classifier(model, val_images, val_labels,
+                                                        config.eval_batch_size)
+            except NonFiniteLossError as exc:
+                raise diverged("validation " + _what_went_wrong(exc), e1, None) from exc
+        seconds = time.perf_counter() - t0
+        record = {"epoch": e1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                  "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
+                  "faces_per_s": seen / train_seconds if train_seconds > 0 else None}
+        history.append(record)
+
+        improved = val_acc is None or best is None or \
+            (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"])
+        if improved:
+            best = {"epoch": e1, "val_acc": val_acc, "val_loss": val_loss}
+        if out_dir is not None:
+            _save_epoch(out_dir, model, optimizer, config, history, best, data_id, improved)
+            saved_epoch = e1
+
+        wall_times.append(time.perf_counter() - t0)
+        recent = wall_times[1:] or wall_times   # the first epoch includes JIT compilation
+        eta = sum(recent) / len(recent) * (config.epochs - e1)
+        val_text = f"  val {100 * val_acc:.1f}%" if val_acc is not None else ""
+        log(f"epoch {e1}/{config.epochs}  loss {record['train_loss']:.3f}  "
+            f"acc {100 * record['train_acc']:.1f}%{val_text}  lr {_format_lr(lr)}  "
+            f"{record['faces_per_s'] or 0:.0f} faces/s  {seconds:.1f} s  ETA {format_duration(eta)}")
+
+    if best is not None and best["val_acc"] is not None:
+        log(f"best val acc {100 * best['val_acc']:.1f}% at epoch {best['epoch']}"
+            + (f"; model saved to {os.path.join(out_dir, MODEL_FILE)}" if out_dir is not None else ""))
+    return history
+
+
+def _save_epoch(out_dir, model, optimizer, config, history, best, data_id, improved):
+    """Write the checkpoint, history, curves and (if ``improved``) the model, atomically."""
+    e1 = history[-1]["epoch"]
+    extra = {"format": STATE_FORMAT, "config": config.to_dict(), "architecture": model.config(),
+             "history": history, "best": best, "rng": rng_states(model), "data": data_id}
+    save_training_state(os.path.join(out_dir, CHECKPOINT_FILE), model, optimizer, e1, extra)
+    write_bytes_atomic(os.path.join(out_dir, HISTORY_FILE),
+                       (json.dumps(history, indent=1) + "\n").encode())
+    save_curves(history, os.path.join(out_dir, CURVES_FILE))
+    if improved:
+        which = "best val acc" if best["val_acc"] is not None else "last epoch"
+        save_model(os.path.join(out_dir, MODEL_FILE), model,
+                   {"epoch": e1, "selected": which, "val_acc": best["val_acc"],
+                    "val_loss": best["val_loss"], "train_acc": history[-1]["train_acc"],
+                    "config": config.to_dict()})
+
+
+def _resume(path, model, optimizer, config, data_id):
+    """Check that the checkpoint fits this run, then load it; ``(epoch, extra)``."""
+    record, arch = _peek_training_record(path)
+    extra = record.get("extra", {})
+    if extra.get("format") != STATE_FORMAT:
+        raise ResumeMismatchError(f"{path} was not written by tinyface.train.fit; cannot resume from it")
+    try:
+        saved = TrainConfig.from_dict(extra["config"])
+    except (ValueError, TypeError) as e:
+        raise ResumeMismatchError(f"{path}: unreadable training config ({e})") from None
+    diffs = saved.differences(config)
+    if diffs:
+        text = ", ".join(f"{k} {a!r} in the checkpoint, {b!r} now" for k, a, b in diffs)
+        raise ResumeMismatchError(f"cannot resume from {path}: it was written with other settings "
+                                  f"({text}); use the same settings or another output folder")
+    if arch != model.config():
+        raise ResumeMismatchError(f"cannot resume from {path}: it holds another architecture "
+                                  f"than the model given; use the same model or another output folder")
+    for split in ("train", "val"):
+        if extra.get("data", {}).get(split) != data_id[split]:
+            raise ResumeMismatchError(f"cannot resume from {path}: the {split} data differ from "
+                                      f"the data it was trained on")
+    epoch, extra = load_training_state(path, model, optimizer)
+    set_rng_states(model, extra["rng"])
+    return epoch, extra
