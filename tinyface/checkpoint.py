@@ -160,6 +160,8 @@ def load_model(path):
     The architecture is rebuilt with ``build_layer(config)`` (every layer type in the
     file must be imported/registered), then the weights are loaded into it.
     """
+    import tinyface.models  # noqa: F401  (registers FaceNet and Residual with build_layer)
+
     path, arrays = _read(path)
     config = _json(arrays, "architecture", path)
     try:

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 # (module name inside tinyface.cli) in the order they appear in --help
-COMMAND_MODULES = ["bench", "data"]
+COMMAND_MODULES = ["bench", "data", "info"]
 
 
 class CLIError(Exception):

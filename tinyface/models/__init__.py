@@ -1,0 +1,23 @@
+"""Face models: a declarative spec -> a ``FaceNet`` (embedding + identity classifier).
+
+    from tinyface.models import build_student, build_teacher, format_spec, summary, format_summary
+    student = build_student(num_classes=158, seed=0)     # 16x16 faces, <= 0.15 MB
+    print(format_spec(student.spec))                     # JSON: change it, build_model(it)
+    print(format_summary(summary(student)))              # layers, shapes, params, FLOPs/face
+
+Modules: ``spec`` (spec checking, printing and the layers it builds), ``facenet`` (the
+two-head model), ``zoo`` (the default teacher and student), ``summary`` (per-layer table).
+"""
+from tinyface.models.spec import (Residual, SpecError, build_features, format_spec,
+                                  normalize_spec, parse_spec, trunk_shapes)
+from tinyface.models.facenet import FaceNet, build_model
+from tinyface.models.zoo import (LFW158_CLASSES, STUDENT_MAX_PARAMS, TEACHER_MIN_RATIO, ZOO,
+                                 build_student, build_teacher, spec_by_name, student_spec,
+                                 teacher_lite_spec, teacher_spec)
+from tinyface.models.summary import format_summary, layer_flops, summary, totals
+
+__all__ = ["FaceNet", "build_model", "Residual", "SpecError", "build_features", "format_spec",
+           "normalize_spec", "parse_spec", "trunk_shapes", "LFW158_CLASSES",
+           "STUDENT_MAX_PARAMS", "TEACHER_MIN_RATIO", "ZOO", "build_student", "build_teacher",
+           "spec_by_name", "student_spec", "teacher_spec", "teacher_lite_spec",
+           "format_summary", "layer_flops", "summary", "totals"]
