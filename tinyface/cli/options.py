@@ -1,0 +1,89 @@
+"""Options shared by the training and evaluation commands, and their translation."""
+import sys
+
+from tinyface.cli import CLIError
+
+DATA_CHOICES = ["synthetic", "orl", "lfw", "folder"]
+
+
+def add_data_options(p):
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=DATA_CHOICES, default="synthetic",
+                   help="dataset: built-in synthetic faces (no files), AT&T/ORL, LFW "
+                        "(LFW-158 for identification) or a folder of identity sub-folders")
+    g.add_argument("--data-root", metavar="PATH",
+                   help="dataset location; orl/lfw default to ../shared/data or $TINYFACE_DATA")
+    g.add_argument("--hr-size", type=int, default=64, help="HR face side in pixels (teacher input)")
+    g.add_argument("--lr-size", type=int, default=16, choices=[8, 12, 16, 24, 32],
+                   help="LR face side in pixels (student input)")
+    g.add_argument("--train-fraction", type=float, default=0.7,
+                   help="fraction of each identity's images used for training")
+    g.add_argument("--min-images", type=int,
+                   help="keep identities with at least this many images "
+                        "(default: 10 on lfw, i.e. LFW-158; 2 elsewhere)")
+    g.add_argument("--identities", type=int, default=100, help="synthetic: number of identities")
+    g.add_argument("--images-per-identity", type=int, default=20, help="synthetic: images per identity")
+    g.add_argument("--cache", metavar="DIR", help="cache of decoded images (default ~/.cache/tinyface)")
+
+
+def add_train_options(p, epochs, batch_size, lr=None):
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=epochs, help="passes over the training faces")
+    g.add_argument("--batch-size", type=int, default=batch_size, help="faces per step")
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
+                   help="SGD with momentum 0.9, Adam or AdamW")
+    g.add_argument("--lr", type=float, default=lr,
+                   help="peak learning rate (default: 0.05 for sgd, 0.001 for adam/adamw)")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
+    g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine",
+                   help="learning-rate schedule over all steps")
+    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up length")
+    g.add_argument("--no-augment", action="store_true",
+                   help="turn off flips, shifts and brightness/contrast jitter")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz (same settings) after an interruption")
+
+
+def add_common(p, out_default):
+    p.add_argument("--out", metavar="DIR", default=out_default,
+                   help="folder for models, logs, plots and metrics.json")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the split, the initial weights, shuffling and augmentation")
+
+
+def split_from_args(args, log=None):
+    """``load_split`` with the command-line options; data errors become one line."""
+    from tinyface.data import DataError
+    from tinyface.pipeline import load_split
+    synthetic = {"n_identities": args.identities, "images_per_identity": args.images_per_identity}
+    try:
+        split = load_split(args.data, data_root=args.data_root, hr_size=args.hr_size,
+                           lr_size=args.lr_size, seed=args.seed,
+                           train_fraction=args.train_fraction, min_images=args.min_images,
+                           cache_dir=args.cache, synthetic=synthetic)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+    if log:
+        log(split.describe())
+    return split
+
+
+def config_from_args(args):
+    from tinyface.train import TrainConfig
+    try:
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                          lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
+                          warmup_epochs=args.warmup_epochs, augment=not args.no_augment,
+                          seed=args.seed)
+        cfg.validate()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    return cfg
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def warn(msg):
+    print(msg, file=sys.stderr, flush=True)

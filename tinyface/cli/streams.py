@@ -1,0 +1,43 @@
+"""``train-teacher`` and ``train-student``: the two streams' initialisation."""
+import argparse
+
+from tinyface.cli import CLIError
+from tinyface.cli.options import (add_common, add_data_options, add_train_options,
+                                  config_from_args, log, split_from_args)
+
+HELP = {
+    "teacher": "train the teacher on HR faces (the default VGG-style teacher, 64x64)",
+    "student": "train the student on LR faces (16x16, <= 0.15 MB), from scratch",
+}
+
+
+def register(sub):
+    for stream, (epochs, batch) in (("teacher", (40, 64)), ("student", (30, 64))):
+        p = sub.add_parser(f"train-{stream}", help=HELP[stream], description=HELP[stream] + ". "
+                           "Writes OUT/model.npz (best validation accuracy), checkpoint.npz "
+                           "(every epoch, for --resume), history.json, curves.png and metrics.json.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add_data_options(p)
+        add_train_options(p, epochs=epochs, batch_size=batch)
+        arch = ["teacher", "teacher-lite"] if stream == "teacher" else ["student"]
+        p.add_argument("--arch", choices=arch, default=arch[0],
+                       help="architecture from the model zoo (see `python -m tinyface info`)")
+        add_common(p, out_default=f"runs/{stream}")
+        p.set_defaults(func=run, stream=stream)
+
+
+def run(args):
+    from tinyface.pipeline import train_stream
+    from tinyface.train import NoCheckpointError, ResumeMismatchError, TrainingDiverged
+    cfg = config_from_args(args)
+    split = split_from_args(args)
+    try:
+        result = train_stream(split, args.stream, cfg, args.out, arch=args.arch,
+                              resume=args.resume, log=log)
+    except (NoCheckpointError, ResumeMismatchError, TrainingDiverged) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+    m = result["metrics"]
+    log(f"{args.stream} test top-1 {100 * m['top1']:.1f}%  top-5 {100 * m['top5']:.1f}%  "
+        f"({m['faces']} faces at {m['input_size']}px; trained in {m['train_seconds']:.0f} s)")
+    log(f"wrote {args.out}/model.npz, metrics.json, curves.png")
+    return 0

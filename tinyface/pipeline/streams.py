@@ -1,0 +1,109 @@
+"""Train and evaluate the two streams: the teacher on HR faces, the student on LR faces.
+
+This is the paper's initialisation stage. Each stream is a ``FaceNet`` (embedding +
+identity classifier) trained with softmax cross-entropy by ``tinyface.train.fit``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.checkpoint import load_model
+from tinyface.eval import cmc_curve, logits_of, topk_accuracy
+from tinyface.models import build_model, spec_by_name
+from tinyface.train import fit
+
+STREAMS = ("teacher", "student")
+
+
+def stream_images(split, stream, which):
+    """The faces a stream sees: teacher -> HR, student -> LR. which: train | test."""
+    if stream not in STREAMS:
+        raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+    size = "hr" if stream == "teacher" else "lr"
+    return getattr(split, f"{size}_{which}")
+
+
+def build_stream_model(split, stream, arch=None, seed=0):
+    """A fresh ``FaceNet`` for ``stream`` sized to the split (classes, input size).
+
+    arch: a zoo name (``teacher``, ``teacher-lite``, ``student``); default: the stream's.
+    """
+    spec = spec_by_name(arch or stream, num_classes=split.num_classes)
+    spec["input_size"] = split.hr_size if stream == "teacher" else split.lr_size
+    return build_model(spec, seed=seed)
+
+
+def train_stream(split, stream, config, out_dir, arch=None, resume=False, log=print):
+    """Train one stream on ``split``; write its files to ``out_dir``; return a result dict.
+
+    out_dir gets model.npz (best validation accuracy), checkpoint.npz, history.json,
+    curves.png (from ``fit``) and metrics.json (top-1/top-5 on the test faces, training
+    seconds, the architecture).
+    """
+    model = build_stream_model(split, stream, arch=arch, seed=config.seed)
+    out_dir = Path(out_dir)
+    log(f"{stream}: {model.spec['name']}, {model.num_parameters():,} parameters, "
+        f"input {model.input_shape}; {split.describe()}")
+    t0 = time.perf_counter()
+    history = fit(model, stream_images(split, stream, "train"), split.y_train, config,
+                  val_images=stream_images(split, stream, "test"), val_labels=split.y_test,
+                  out_dir=out_dir, resume=resume, log=log)
+    seconds = time.perf_counter() - t0
+    best, _ = load_model(out_dir / "model.npz")
+    metrics = evaluate_identification(best, split, stream)
+    metrics.update(stream=stream, arch=best.spec["name"], parameters=best.num_parameters(),
+                   train_seconds=seconds, epochs=len(history), split=split.meta,
+                   config=config.to_dict())
+    write_json(out_dir / "metrics.json", metrics)
+    return {"model": best, "history": history, "metrics": metrics}
+
+
+def load_stream(path):
+    """A trained stream's ``FaceNet`` from a ``model.npz`` file or its run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.npz"
+    model, _ = load_model(path)
+    return model
+
+
+def evaluate_identification(model, split, stream, upsampled=False, batch_size=256):
+    """Closed-set identification on the split's test faces: top-1, top-5 and the CMC.
+
+    stream ``teacher`` sees HR test faces, or with ``upsampled`` the LR faces upsampled
+    back to the HR size (the teacher@LR baseline); ``student`` sees the LR faces.
+    """
+    if stream == "teacher" and upsampled:
+        images = split.lr_up_test
+    else:
+        images = stream_images(split, stream, "test")
+    logits = logits_of(model, images, batch_size=batch_size)            # (N, K)
+    acc = topk_accuracy(logits, split.y_test, ks=(1, 5))
+    ranks, rates = cmc_curve(logits, split.y_test, max_rank=min(20, split.num_classes))
+    return {"top1": float(acc[1]), "top5": float(acc[5]),
+            "cmc": {"ranks": ranks.tolist(), "rates": rates.tolist()},
+            "faces": int(len(images)), "input_size": int(images.shape[-1])}
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=_jsonable)
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
