@@ -8,9 +8,12 @@ def register(sub):
         "bench", help="benchmark the kernels and the student network",
         description="Speed reports. Timings exclude JIT compilation and are medians; "
                     "ratios are against baselines measured in the same run.")
-    p.add_argument("what", nargs="?", default="kernels", choices=["kernels"],
+    p.add_argument("what", nargs="?", default="kernels", choices=["kernels", "select"],
                    help="what to benchmark: 'kernels' times every op at the reference student's "
-                        "and teacher's layer shapes, then the student's faces/s")
+                        "and teacher's layer shapes, then the student's faces/s; 'select' times "
+                        "the sparse graph selector on --nodes synthetic teacher features")
+    p.add_argument("--nodes", type=int, default=100_000, help="select: number of faces (graph nodes)")
+    p.add_argument("--dim", type=int, default=256, help="select: feature dimension")
     p.add_argument("--reps", type=int, default=10, help="timed repetitions per measurement (median reported)")
     p.add_argument("--quick", action="store_true", help="student shapes only, fewer repetitions (a smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
@@ -23,6 +26,8 @@ def run(args):
     from tinyface.cli import CLIError
     if args.reps < 1:
         raise CLIError("--reps must be at least 1")
+    if args.what == "select":
+        return run_select(args)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -32,5 +37,23 @@ def run(args):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+        log(f"wrote {args.json}")
+    return 0
+
+
+def run_select(args):
+    from tinyface.bench import select as bench_select
+    from tinyface.cli import CLIError
+    if args.nodes < 200 or args.dim < 2:
+        raise CLIError("--nodes must be at least 200 and --dim at least 2")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    result = bench_select.run_select_benchmark(n=args.nodes, dim=args.dim, seed=args.seed, log=log)
+    print(bench_select.format_report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, default=str)
         log(f"wrote {args.json}")
     return 0
