@@ -102,7 +102,6 @@ def run_select_benchmark(n=100_000, dim=256, ratio=0.5, k=10, seed=0, log=print,
         "seconds": {"data": t_data, **res.timings},
         "peak_rss_mb": _peak_rss_mb(), "peak_traced_mb": traced / 2 ** 20,
     }
-    log(format_report(out))
     return out
 
 
