@@ -20,10 +20,10 @@ target directory, which is flushed, fsync'ed and then renamed over the target wi
 """
 import json
 import os
-import secrets
 
 import numpy as np
 
+from .atomic import savez_atomic
 from .nn.module import build_layer
 
 FORMAT = "tinyface-checkpoint"
@@ -56,33 +56,7 @@ def _with_suffix(path):
 
 def _atomic_savez(path, arrays):
     """Write ``arrays`` (dict name -> array) to ``path`` atomically; return ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # os.open with mode 0o666 (not mkstemp's 0o600) so the file gets the usual umask mode
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
-                                  f"{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX; not possible on every OS)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
+    return savez_atomic(path, arrays)
 
 
 def _model_arrays(model, metadata, kind):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from tinyface.atomic import savez_atomic
 
 from .dataset import Dataset, DataWarning
 
@@ -68,28 +69,12 @@ def cache_key(kind: str, params: dict) -> str:
 def save_arrays(path, **arrays):
     """Write arrays to ``path`` (.npz) atomically. Returns False (with a warning) when
     the directory cannot be written."""
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        savez_atomic(path, arrays)
+        return True
     except OSError as exc:
         warnings.warn(f"cannot write cache {path}: {exc}", DataWarning, stacklevel=2)
         return False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-        return True
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            warnings.warn(f"cannot write cache {path}: {exc}", DataWarning, stacklevel=2)
-            return False
-        raise
-
 
 def load_arrays(path) -> dict | None:
     """Read an .npz written by :func:`save_arrays`; None if absent or unreadable."""

@@ -5,13 +5,10 @@ identity classifier) trained with softmax cross-entropy by ``tinyface.train.fit`
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
-import numpy as np
-
+from tinyface.atomic import write_json_atomic
 from tinyface.checkpoint import load_model
 from tinyface.eval import cmc_curve, logits_of, topk_accuracy
 from tinyface.models import build_model, spec_by_name
@@ -92,18 +89,4 @@ def evaluate_identification(model, split, stream, upsampled=False, batch_size=25
 
 def write_json(path, obj):
     """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_jsonable)
-    os.replace(tmp, path)
-    return path
-
-
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
+    return Path(write_json_atomic(path, obj))

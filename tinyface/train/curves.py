@@ -7,32 +7,8 @@
 and drives the Agg canvas directly (no pyplot, so no global backend switch).
 """
 import io
-import os
-import secrets
 
-
-def write_bytes_atomic(path, data):
-    """Write ``data`` (bytes) to ``path``: temp file in the same folder, fsync, rename.
-
-    A crash mid-write leaves the old file (or none) and no partial file. Returns ``path``.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+from tinyface.atomic import write_bytes_atomic
 
 
 def render_curves(history, title=None):
