@@ -134,6 +134,7 @@ def load_model(path):
     The architecture is rebuilt with ``build_layer(config)`` (every layer type in the
     file must be imported/registered), then the weights are loaded into it.
     """
+    import tinyface.distill.model  # noqa: F401  (registers DistillStudent with build_layer)
     import tinyface.models  # noqa: F401  (registers FaceNet and Residual with build_layer)
 
     path, arrays = _read(path)

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 # (module name inside tinyface.cli) in the order they appear in --help
-COMMAND_MODULES = ["demo", "data", "streams", "evaluate", "info", "bench"]
+COMMAND_MODULES = ["demo", "data", "streams", "evaluate", "ablation", "info", "bench"]
 
 
 class CLIError(Exception):

@@ -1,0 +1,87 @@
+"""``python -m tinyface ablation``: a quick run on synthetic faces, its files, its cache,
+and one-line errors for bad settings."""
+import json
+
+import pytest
+
+from tinyface.cli import main
+
+FILES = ("results.md", "results.json", "ablation.png", "verification.png",
+         "selection_montage.png", "graph.png", "ratio_curve.png")
+ROWS = ("teacher at HR", "teacher at LR, upsampled", "student from scratch",
+        "student + CE fine-tuning only", "student + KD", "student + full", "student + random",
+        "student + selective")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation")
+    assert main(["ablation", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_quick_ablation_writes_table_plots_and_json(quick_run, capsys):
+    for name in FILES:
+        assert (quick_run / name).is_file(), name
+    res = json.loads((quick_run / "results.json").read_text())
+    assert list(res["rows"]) == list(ROWS)
+    for name in ROWS[2:]:
+        row = res["rows"][name]
+        assert len(row["top1"]["values"]) == 2 and row["top1"]["std"] >= 0
+        assert 0 <= row["top1"]["mean"] <= 1 and row["verification"] is not None
+    sizes = res["sizes"]
+    assert sizes["adapter_parameters"] == 64 * 256 + 256 and not sizes["adapter_deployed"]
+    assert sizes["student_bytes"] == 4 * sizes["student_parameters"]
+    curve = res["ratio_curve"]
+    assert curve["ratios"] == [0.5, 1.0] and len(curve["selective"]) == len(curve["random"]) == 2
+    assert curve["selective"][1] == curve["random"][1]        # ratio 1: both are "full"
+    text = (quick_run / "results.md").read_text()
+    for name in ROWS:
+        assert f"| {name} |" in text
+    assert "±" in text
+
+
+def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):
+    before = json.loads((quick_run / "results.json").read_text())
+    assert main(["ablation", "--quick", "--out", str(quick_run)]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuning '" not in out and "training on" not in out
+    assert "loaded" in out
+    after = json.loads((quick_run / "results.json").read_text())
+    assert after["rows"] == before["rows"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ratio", "1.5"], "ratio must be in (0, 1]"),
+    (["--ratio", "0"], "ratio must be in (0, 1]"),
+    (["--ratios", "0.5,2"], "--ratios"),
+    (["--variants", "none,fancy"], "unknown variant 'fancy'"),
+])
+def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, args, message):
+    assert main(["ablation", "--quick", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())                        # nothing was started
+
+
+def test_teacher_of_another_split_is_a_clear_error(quick_run, tmp_path, capsys):
+    code = main(["ablation", "--quick", "--identities", "5", "--teacher",
+                 str(quick_run / "teacher"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "8 identities" in err and "5 identities" in err
+
+
+def test_teacher_trained_on_another_split_is_refused(quick_run, tmp_path, capsys):
+    code = main(["ablation", "--quick", "--seed", "1", "--teacher", str(quick_run / "teacher"),
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "another split" in err and "seed 0 there, 1 here" in err
+
+
+def test_empty_selection_is_a_clear_error(quick_run, tmp_path, capsys):
+    code = main(["ablation", "--quick", "--teacher", str(quick_run / "teacher"), "--ratio", "0.001",
+                 "--global-selection", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "empty" in err

@@ -1,0 +1,133 @@
+"""``ablation``: teacher, students from scratch, and the five distillation variants."""
+import argparse
+
+from tinyface.cli import CLIError
+from tinyface.cli.options import add_common, add_data_options, log, split_from_args
+
+# --quick: settings of a smoke run (each applies only where the option was left at its default)
+QUICK = {"identities": 8, "images_per_identity": 8, "hr_size": 32, "lr_size": 8,
+         "teacher_arch": "teacher-lite", "teacher_epochs": 3, "seeds": 2, "scratch_epochs": 3,
+         "finetune_epochs": 2, "batch_size": 16, "ratios": "0.5,1"}
+QUICK_VERIFICATION = {"n_identities": 20, "images_per_identity": 4, "pairs_per_fold": 6}
+
+
+def register(sub):
+    p = sub.add_parser(
+        "ablation", help="the distillation ablation: teacher, scratch students, 5 variants",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Trains (or loads) the teacher once, trains a student from scratch per "
+                    "seed, extracts the teacher's feature bank, selects faces, fine-tunes "
+                    "each variant (none: CE only; kd: Hinton soft targets; full: feature "
+                    "regression on every face; random: on a random subset of the selective "
+                    "size; selective: on the selected faces) from each scratch student, and "
+                    "writes OUT/results.md, results.json, ablation.png, verification.png, "
+                    "selection_montage.png, graph.png and ratio_curve.png. Every phase is "
+                    "cached under OUT: a re-run redoes only what is missing.")
+    add_data_options(p)
+    t = p.add_argument_group("teacher")
+    t.add_argument("--teacher", metavar="PATH",
+                   help="teacher run folder or its model.npz; trained there when missing "
+                        "(default: OUT/teacher)")
+    t.add_argument("--teacher-arch", choices=["teacher", "teacher-lite"], default="teacher",
+                   help="architecture of a teacher trained here")
+    t.add_argument("--teacher-epochs", type=int, default=40, help="epochs of a teacher trained here")
+    s = p.add_argument_group("students")
+    s.add_argument("--seeds", type=int, default=3, help="students per row (seeds SEED, SEED+1, ...)")
+    s.add_argument("--scratch-epochs", type=int, default=30, help="epochs from scratch (LR only)")
+    s.add_argument("--finetune-epochs", type=int, default=30, help="epochs of fine-tuning")
+    s.add_argument("--batch-size", type=int, default=64, help="faces per step")
+    s.add_argument("--scratch-lr", type=float, default=0.05, help="SGD learning rate from scratch")
+    s.add_argument("--finetune-lr", type=float, default=0.01, help="SGD learning rate of fine-tuning")
+    s.add_argument("--no-augment", action="store_true", help="no flips, shifts or jitter")
+    d = p.add_argument_group("distillation")
+    d.add_argument("--variants", default="none,kd,full,random,selective",
+                   help="comma-separated variants to run")
+    d.add_argument("--mu", type=float, default=1.0, help="weight of the feature regression")
+    d.add_argument("--mu-schedule", choices=["constant", "linear", "cosine"], default="constant",
+                   help="mu over the fine-tuning steps (linear/cosine: decay to 0)")
+    d.add_argument("--feature-norm", choices=["l2", "none"], default="l2",
+                   help="L2-normalise the adapted student and teacher features before regressing")
+    d.add_argument("--adapter-init", choices=["lstsq", "random"], default="lstsq",
+                   help="adapter start: least squares on the student's embeddings, or random")
+    d.add_argument("--T", type=float, default=4.0, help="KD temperature")
+    d.add_argument("--kd-weight", type=float, default=1.0, help="weight of the KD term")
+    d.add_argument("--ratio", type=float, default=0.5, help="selection ratio, in (0, 1]")
+    d.add_argument("--ratios", default="0.25,0.5,0.75,1",
+                   help="ratios of the accuracy-vs-ratio curve (first seed; '' for none)")
+    d.add_argument("--alpha", type=float, default=1.0, help="selector: weight of redundancy")
+    d.add_argument("--k", type=int, default=10, help="selector: neighbours per face in the graph")
+    d.add_argument("--global-selection", action="store_true",
+                   help="select RATIO of all faces (default: RATIO of each identity's faces)")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run: tiny synthetic faces (32px HR, 8px LR), teacher-lite, "
+                        "few epochs, 2 seeds (only options left at their defaults change)")
+    add_common(p, out_default="runs/ablation")
+    p.set_defaults(func=run, _parser=p)
+
+
+def _apply_quick(args):
+    p = args._parser
+    for dest, value in QUICK.items():
+        if getattr(args, dest) == p.get_default(dest):
+            setattr(args, dest, value)
+
+
+def _ratios(text):
+    from tinyface.distill import check_ratio
+    out = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(check_ratio(float(part)))
+        except ValueError as exc:
+            raise CLIError(f"--ratios: {exc}" if "ratio" in str(exc)
+                           else f"--ratios: {part!r} is not a number") from None
+    return out
+
+
+def settings_from_args(args):
+    from tinyface.distill import VARIANTS, check_ratio
+    from tinyface.distill.ablation import AblationSettings
+    try:
+        check_ratio(args.ratio)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        raise CLIError(f"--variants: unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}"
+                       if bad else "--variants: give at least one variant")
+    verification = {}
+    if args.quick and args.data == "synthetic":
+        verification = dict(QUICK_VERIFICATION)
+    try:
+        return AblationSettings(
+            seeds=args.seeds, first_seed=args.seed, scratch_epochs=args.scratch_epochs,
+            finetune_epochs=args.finetune_epochs, teacher_epochs=args.teacher_epochs,
+            teacher_arch=args.teacher_arch, batch_size=args.batch_size,
+            scratch_lr=args.scratch_lr, finetune_lr=args.finetune_lr,
+            augment=not args.no_augment, variants=variants, mu=args.mu, T=args.T,
+            kd_weight=args.kd_weight, ratio=args.ratio, ratios=_ratios(args.ratios),
+            alpha=args.alpha, k=args.k, per_identity=not args.global_selection,
+            feature_norm=args.feature_norm, adapter_init=args.adapter_init,
+            mu_schedule=args.mu_schedule, verification=verification)
+    except ValueError as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+
+
+def run(args):
+    from tinyface.data import DataError
+    from tinyface.distill.ablation import run_ablation
+    from tinyface.train import TrainingDiverged
+    if args.quick:
+        _apply_quick(args)
+    settings = settings_from_args(args)          # bad settings fail before any work
+    split = split_from_args(args, log=log)
+    try:
+        run_ablation(split, settings, args.out, teacher_path=args.teacher, data=args.data,
+                     data_root=args.data_root, cache_dir=args.cache, log=log)
+    except (DataError, FileNotFoundError, ValueError, TrainingDiverged) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+    return 0

@@ -1,0 +1,735 @@
+"""The ablation runner: teacher, scratch students, feature bank, selection, five variants.
+
+    split = load_split("lfw")
+    res = run_ablation(split, AblationSettings(), "runs/ablation", data="lfw")
+
+Phases (each logs, and each caches its result under ``out``, so that a re-run after an
+interruption redoes only what is missing):
+
+1. the teacher: ``teacher_path`` (a run folder or its ``model.npz``) is loaded if it
+   holds a finished run (``metrics.json``) or is a file; an interrupted run there is
+   resumed; otherwise a teacher is trained there with ``train_stream`` (default folder
+   ``out/teacher``). It is trained once, on the split's HR training faces.
+2. the teacher's rows: identification top-1 at HR and on the LR test faces upsampled
+   back, and identity-disjoint verification (``tinyface.distill.verification``), cached
+   in ``out/teacher_eval.json`` under the teacher's fingerprint.
+3. the feature bank of the HR training faces (``out/bank.npz``).
+4. the selection for each ratio (``out/selection/ratio-R.npz``).
+5. per seed S: the student from scratch (``out/scratch-seedS``, ``train_stream``), then
+   each variant fine-tuned from it (``out/seedS/VARIANT``; ``finetune``).
+6. the ratio curve: ``selective`` and ``random`` at each of ``ratios`` for the first
+   seed (``out/seedS/selective-rR``; at ratio 1 both are ``full``).
+7. the report: ``results.md``, ``results.json``, ``ablation.png`` (top-1, mean +- std
+   over seeds), ``verification.png``, ``selection_montage.png``, ``graph.png`` and
+   ``ratio_curve.png``.
+
+Choices. The split (``split.meta["seed"]``) is fixed for all seeds, since the teacher is
+trained once on its training faces; the seeds change the students' initialisation,
+shuffling and augmentation, the adapters and the random subsets. Students are taken
+at their last epoch (the scratch student from its ``checkpoint.npz``), never picked by
+test accuracy; the teacher is the run's ``model.npz``. Spread is the sample standard
+deviation over seeds (ddof = 1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.distill.bank import bank_key, extract_bank
+from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
+                                       DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
+                                       check_ratio, check_variant, finetune)
+from tinyface.distill.verification import disjoint_pairs, verify_disjoint
+
+__all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
+           "cached_selection", "mean_std"]
+
+TEACHER_ROWS = ("teacher at HR", "teacher at LR, upsampled")
+ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tuning only",
+             "kd": "student + KD", "full": "student + full", "random": "student + random",
+             "selective": "student + selective"}
+DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass
+class AblationSettings:
+    """Every setting of an ablation run (JSON-able; written to results.json)."""
+    seeds: int = 3
+    first_seed: int = 0
+    scratch_epochs: int = 30
+    finetune_epochs: int = 30
+    teacher_epochs: int = 40
+    teacher_arch: str = "teacher"
+    batch_size: int = 64
+    scratch_lr: float = 0.05
+    finetune_lr: float = DEFAULT_FINETUNE_LR
+    augment: bool = True
+    variants: tuple = VARIANTS
+    mu: float = DEFAULT_MU
+    T: float = DEFAULT_T
+    kd_weight: float = DEFAULT_KD_WEIGHT
+    ratio: float = 0.5
+    ratios: tuple = DEFAULT_RATIOS
+    alpha: float = 1.0
+    k: int = 10
+    per_identity: bool = True
+    feature_norm: str = "l2"
+    adapter_init: str = "lstsq"
+    mu_schedule: str = "constant"
+    verification: dict = field(default_factory=dict)   # synthetic pairs options
+
+    def __post_init__(self):
+        self.variants = tuple(self.variants)
+        self.ratios = tuple(float(r) for r in self.ratios)
+        self.validate()
+
+    def validate(self):
+        for v in self.variants:
+            check_variant(v)
+        if not self.variants:
+            raise ValueError("no variants to run")
+        self.ratio = check_ratio(self.ratio)
+        for r in self.ratios:
+            check_ratio(r)
+        if int(self.seeds) < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        for name in ("scratch_epochs", "finetune_epochs", "teacher_epochs", "batch_size", "k"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}")
+        if self.mu_schedule not in MU_SCHEDULES:
+            raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}")
+        if not self.mu >= 0 or not self.T > 0 or not self.kd_weight >= 0 or not self.alpha >= 0:
+            raise ValueError("mu, kd_weight and alpha must be >= 0 and T > 0")
+        return self
+
+    @property
+    def seed_list(self):
+        return [int(self.first_seed) + i for i in range(int(self.seeds))]
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["variants"], d["ratios"] = list(self.variants), list(self.ratios)
+        return d
+
+
+# ----------------------------------------------------------------- helpers
+def mean_std(values):
+    """``(mean, sample std)`` of a list (std 0 for a single value)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _same(a, b):
+    """JSON-level equality (tuples and lists alike)."""
+    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
+
+
+def load_teacher(split, settings, path, log):
+    """The teacher for ``split``: loaded from ``path``, resumed, or trained there."""
+    from tinyface.pipeline import load_stream, train_stream
+    from tinyface.train import ResumeMismatchError, TrainConfig
+    path = Path(path)
+    if path.suffix == ".npz":
+        if path.is_file():
+            log(f"teacher: loading {path}")
+            return _fits(load_stream(path), split, path)
+        folder = path.parent
+    else:
+        folder = path
+    if (folder / "metrics.json").is_file() and (folder / "model.npz").is_file():
+        log(f"teacher: loading the trained teacher in {folder}")
+        return _fits(load_stream(folder), split, folder)
+    cfg = TrainConfig(epochs=settings.teacher_epochs, batch_size=settings.batch_size,
+                      seed=int(split.meta.get("seed", 0)), augment=settings.augment)
+    resume = (folder / "checkpoint.npz").is_file()
+    log(f"teacher: {'resuming' if resume else 'training'} a {settings.teacher_arch} for "
+        f"{settings.teacher_epochs} epochs in {folder} (trained once, then cached)")
+    try:
+        res = train_stream(split, "teacher", cfg, folder, arch=settings.teacher_arch,
+                           resume=resume, log=log)
+    except ResumeMismatchError as exc:
+        raise ValueError(f"cannot resume the teacher in {folder}: {str(exc).splitlines()[0]}") from None
+    return res["model"]
+
+
+SPLIT_KEYS = ("data", "seed", "train_fraction", "min_images", "hr_size", "lr_method")
+
+
+def _fits(teacher, split, where):
+    where = Path(where)
+    metrics = _read_json((where if where.is_dir() else where.parent) / "metrics.json")
+    trained_on = (metrics or {}).get("split")
+    if isinstance(trained_on, dict):
+        diff = [k for k in SPLIT_KEYS if k in trained_on and trained_on[k] != split.meta.get(k)]
+        if diff:
+            text = ", ".join(f"{k} {trained_on[k]!r} there, {split.meta.get(k)!r} here" for k in diff)
+            raise ValueError(f"the teacher in {where} was trained on another split ({text}); its "
+                             f"training faces could include this split's test faces: use the "
+                             f"same data options and --seed, or another --teacher path")
+    if teacher.num_classes != split.num_classes or teacher.input_shape[-1] != split.hr_size:
+        raise ValueError(f"the teacher in {where} takes {teacher.input_shape[-1]}px faces of "
+                         f"{teacher.num_classes} identities, but the split has "
+                         f"{split.num_classes} identities at {split.hr_size}px; train it on "
+                         f"this split (another --teacher path) or use the matching data options")
+    return teacher
+
+
+class CachedSelection:
+    """What the ablation keeps of a ``SelectionResult``: mask, u, s, graph, params."""
+
+    def __init__(self, mask, u, s, graph, params, info):
+        self.mask, self.u, self.s, self.graph = mask, u, s, graph
+        self.params, self.info = params, info
+
+    @property
+    def ratio(self):
+        return float(self.mask.mean())
+
+
+def cached_selection(bank, labels, ratio, settings, seed, path, key, log):
+    """``select`` on the bank at ``ratio``, cached in ``path`` under ``key``."""
+    import scipy.sparse as sp
+    from tinyface.select import select
+    path = Path(path)
+    sig = {"bank": key, "ratio": ratio, "k": settings.k, "alpha": settings.alpha,
+           "per_identity": settings.per_identity, "seed": seed}
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                meta = json.loads(str(d["meta"][()]))
+                if _same(meta.get("sig"), sig):
+                    g = sp.csr_matrix((d["g_data"], d["g_indices"], d["g_indptr"]),
+                                      shape=tuple(d["g_shape"]))
+                    log(f"selection at ratio {ratio:g}: loaded {path}")
+                    return CachedSelection(d["mask"].astype(bool), d["u"], d["s"], g,
+                                           meta["params"], meta["info"])
+        except Exception as exc:  # unreadable: recompute
+            log(f"selection: ignoring {path} ({type(exc).__name__}: {exc})")
+    t0 = time.perf_counter()
+    res = select(bank.embeddings, labels, bank.logits, ratio=ratio, k=settings.k,
+                 alpha=settings.alpha, per_identity=settings.per_identity, seed=seed,
+                 dim=bank.dim, log=lambda m: log(f"  selection: {m}"))
+    log(f"selection at ratio {ratio:g}: {res.summary()}")
+    info = {"selected": int(res.mask.sum()), "faces": int(res.mask.size), "ratio": res.ratio,
+            "converged": res.converged, "steps": res.steps,
+            "objective_final": float(res.objective_final), "seconds": time.perf_counter() - t0}
+    g = res.graph.tocsr()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, mask=res.mask, u=res.u, s=res.s, g_data=g.data, g_indices=g.indices,
+                 g_indptr=g.indptr, g_shape=np.array(g.shape),
+                 meta=np.array(json.dumps({"sig": sig, "params": res.params, "info": info},
+                                          default=str)))
+    tmp.replace(path)
+    return CachedSelection(res.mask, res.u, res.s, g, res.params, info)
+
+
+def _scratch(split, settings, seed, folder, log):
+    """The scratch student of ``seed``: trained (or resumed) once, then loaded.
+    Returns its last-epoch ``FaceNet``."""
+    from tinyface.checkpoint import load_model
+    from tinyface.pipeline import train_stream
+    from tinyface.train import ResumeMismatchError, TrainConfig
+    cfg = TrainConfig(epochs=settings.scratch_epochs, batch_size=settings.batch_size,
+                      lr=settings.scratch_lr, seed=seed, augment=settings.augment)
+    folder = Path(folder)
+    m = _read_json(folder / "metrics.json")
+    if m and _same(m.get("config"), cfg.to_dict()) and _same(m.get("split"), split.meta) \
+            and (folder / "checkpoint.npz").is_file():
+        log(f"scratch student, seed {seed}: loading {folder}")
+    else:
+        resume = (folder / "checkpoint.npz").is_file() and m is None
+        log(f"scratch student, seed {seed}: {'resuming' if resume else 'training'} "
+            f"{settings.scratch_epochs} epochs in {folder}")
+        try:
+            train_stream(split, "student", cfg, folder, resume=resume, log=log)
+        except ResumeMismatchError:
+            log(f"  (the checkpoint in {folder} has other settings: training from scratch)")
+            train_stream(split, "student", cfg, folder, resume=False, log=log)
+    model, _ = load_model(folder / "checkpoint.npz")        # the last epoch
+    return model.eval()
+
+
+def _variant_run(student, split, bank, variant, settings, seed, ratio, selection, folder, sig,
+                 log):
+    """One fine-tuning run (cached in ``folder`` under ``sig``): the deployable student
+    and its metrics."""
+    from tinyface.checkpoint import load_model
+    from tinyface.pipeline.streams import write_json
+    from tinyface.train import TrainConfig
+    folder = Path(folder)
+    run = _read_json(folder / "run.json")
+    if run and _same(run.get("sig"), sig) and (folder / "student.npz").is_file():
+        metrics = _read_json(folder / "metrics.json")
+        if metrics:
+            log(f"{variant}, seed {seed}{_rtext(variant, ratio)}: loading {folder}")
+            model, _ = load_model(folder / "student.npz")
+            return model.eval(), metrics
+    cfg = TrainConfig(epochs=settings.finetune_epochs, batch_size=settings.batch_size,
+                      optimizer="sgd", lr=settings.finetune_lr, schedule="cosine", seed=seed,
+                      augment=settings.augment)
+    log(f"-- {variant}, seed {seed}{_rtext(variant, ratio)}: fine-tuning "
+        f"{settings.finetune_epochs} epochs in {folder}")
+    res = finetune(student, split, bank, variant, cfg, mu=settings.mu, T=settings.T,
+                   ratio=ratio, selection=selection, out_dir=folder, log=log,
+                   kd_weight=settings.kd_weight, feature_norm=settings.feature_norm,
+                   adapter_init=settings.adapter_init, mu_schedule=settings.mu_schedule,
+                   per_identity=settings.per_identity)
+    write_json(folder / "run.json", {"sig": sig})
+    return res["model"], res["metrics"]
+
+
+def _rtext(variant, ratio):
+    return f", ratio {ratio:g}" if variant in ("random", "selective") else ""
+
+
+# -------------------------------------------------------------------- runner
+def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, data=None,
+                 data_root=None, cache_dir=None, log=print):
+    """Run the whole ablation on ``split``; write the report; return the results dict."""
+    from tinyface.pipeline import evaluate_identification
+    from tinyface.pipeline.streams import write_json
+    settings = AblationSettings() if settings is None else settings.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = data or split.meta.get("data", "synthetic")
+    say = log or (lambda msg: None)
+    t_start = time.perf_counter()
+    timings = {}
+
+    def phase(name, t0):
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+    split_seed = int(split.meta.get("seed", 0))
+    say(f"== ablation on {split.describe()}; seeds {settings.seed_list}, variants "
+        f"{', '.join(settings.variants)}; output {out}")
+
+    # 1-2. teacher and its rows
+    t0 = time.perf_counter()
+    say("== 1/6 teacher")
+    teacher = load_teacher(split, settings, teacher_path or out / "teacher", say)
+    phase("teacher", t0)
+    t0 = time.perf_counter()
+    say("== 2/6 identity-disjoint verification pairs and the teacher's rows")
+    pairs, pairs_note = disjoint_pairs(data, split, data_root, cache_dir,
+                                       synthetic=dict(settings.verification), log=say)
+    tkey = bank_key(teacher, split.hr_test)
+    pairs_sig = pairs.meta if pairs is not None else pairs_note
+    cache = _read_json(out / "teacher_eval.json")
+    if cache and cache.get("key") == tkey and _same(cache.get("pairs"), pairs_sig):
+        teacher_rows = cache["rows"]
+        say("teacher: loaded its evaluation from teacher_eval.json")
+    else:
+        teacher_rows = {}
+        for name, up in zip(TEACHER_ROWS, (False, True)):
+            say(f"teacher: evaluating '{name}'")
+            ident = evaluate_identification(teacher, split, "teacher", upsampled=up)
+            ver = (verify_disjoint(teacher, pairs, split.lr_size if up else None, upsampled=up,
+                                   method=split.meta.get("lr_method", "bicubic"))
+                   if pairs is not None else None)
+            teacher_rows[name] = {"top1": ident["top1"], "top5": ident["top5"],
+                                  "verification": _ver_summary(ver)}
+        write_json(out / "teacher_eval.json",
+                   {"key": tkey, "pairs": pairs_sig, "rows": teacher_rows})
+    for name in TEACHER_ROWS:
+        say(f"{name}: {_scores_text(teacher_rows[name])}")
+    phase("teacher_eval", t0)
+
+    # 3. feature bank
+    t0 = time.perf_counter()
+    say("== 3/6 teacher feature bank")
+    bank = extract_bank(teacher, split.hr_train, cache_path=out / "bank.npz", log=say)
+    bank.check(len(split.y_train), dim=teacher.embedding_dim, num_classes=split.num_classes)
+    phase("bank", t0)
+
+    # 4. selections
+    t0 = time.perf_counter()
+    say("== 4/6 selection")
+    needs_sel = any(v in ("random", "selective") for v in settings.variants)
+    curve_ratios = [r for r in settings.ratios if r < 1.0]
+    sel_ratios = sorted(set(([settings.ratio] if needs_sel else []) + curve_ratios))
+    selections = {}
+    for r in sel_ratios:
+        if r >= 1.0:
+            continue
+        selections[r] = cached_selection(bank, split.y_train, r, settings, split_seed,
+                                         out / "selection" / f"ratio-{r:g}.npz",
+                                         bank.meta["key"], say)
+    if settings.ratio >= 1.0 and needs_sel:
+        selections[1.0] = _all_selected(len(split.y_train), settings)
+    phase("selection", t0)
+
+    # 5. per seed: scratch and the variants
+    say("== 5/6 students: from scratch, then each variant")
+    runs = {}          # (variant, seed, ratio) -> metrics (+ verification)
+    students = {}
+    method = split.meta.get("lr_method", "bicubic")
+
+    def evaluate_student(model):
+        ident = evaluate_identification(model, split, "student")
+        ver = (verify_disjoint(model, pairs, split.lr_size, method=method)
+               if pairs is not None else None)
+        return {"top1": ident["top1"], "top5": ident["top5"], "verification": _ver_summary(ver)}
+
+    def do_variant(variant, seed, ratio):
+        key = (variant, seed, ratio if variant in ("random", "selective") else None)
+        if key in runs:
+            return runs[key]
+        t1 = time.perf_counter()
+        name = variant if variant not in ("random", "selective") or ratio == settings.ratio \
+            else f"{variant}-r{ratio:g}"
+        sig = _run_signature(settings, split, bank, variant, seed, key[2])
+        run_ratio = settings.ratio if ratio is None else ratio
+        model, metrics = _variant_run(students[seed], split, bank, variant, settings, seed,
+                                      run_ratio, selections.get(run_ratio),
+                                      out / f"seed{seed}" / name, sig, say)
+        runs[key] = {**evaluate_student(model),
+                     "regressed_faces": metrics.get("regressed_faces"),
+                     "initial_regression_loss": metrics.get("initial_regression_loss"),
+                     "final_regression_loss": metrics.get("final_regression_loss"),
+                     "seconds": metrics.get("seconds"),
+                     "student_parameters": metrics.get("student_parameters"),
+                     "student_bytes": metrics.get("student_bytes"),
+                     "adapter_parameters": metrics.get("adapter_parameters")}
+        say(f"{ROW_NAMES[variant]}, seed {seed}{_rtext(variant, ratio)}: "
+            f"{_scores_text(runs[key])}")
+        phase("finetune", t1)
+        return runs[key]
+
+    for seed in settings.seed_list:
+        t0 = time.perf_counter()
+        students[seed] = _scratch(split, settings, seed, out / f"scratch-seed{seed}", say)
+        runs[("scratch", seed, None)] = evaluate_student(students[seed])
+        say(f"student from scratch, seed {seed}: {_scores_text(runs[('scratch', seed, None)])}")
+        phase("scratch", t0)
+        for variant in settings.variants:
+            do_variant(variant, seed, settings.ratio)
+
+    # 6. the ratio curve (first seed)
+    say("== 6/6 accuracy against the selection ratio")
+    curve = {"seed": settings.seed_list[0], "ratios": list(settings.ratios),
+             "selective": [], "random": []}
+    s0 = settings.seed_list[0]
+    for r in settings.ratios:
+        for variant in ("selective", "random"):
+            if r >= 1.0:       # every face selected: both are the full variant
+                curve[variant].append(do_variant("full", s0, None)["top1"])
+            else:
+                if r not in selections:
+                    selections[r] = cached_selection(bank, split.y_train, r, settings, split_seed,
+                                                     out / "selection" / f"ratio-{r:g}.npz",
+                                                     bank.meta["key"], say)
+                curve[variant].append(do_variant(variant, s0, r)["top1"])
+
+    # report
+    rows = _rows(teacher_rows, runs, settings, split)
+    sizes = _sizes(teacher, students[s0], runs)
+    main_sel = selections.get(settings.ratio)
+    results = {
+        "rows": rows, "settings": settings.to_dict(), "split": split.meta,
+        "describe": split.describe(), "data": data,
+        "verification": {"note": pairs_note, **(pairs.meta if pairs is not None else {})},
+        "sizes": sizes, "ratio_curve": curve,
+        "selection": {f"{r:g}": s.info for r, s in selections.items() if hasattr(s, "info")},
+        "runs": [{"variant": v, "seed": s, "ratio": r, **m} for (v, s, r), m in runs.items()],
+        "bank": {k: v for k, v in bank.meta.items()},
+        "timings": dict(timings, total=time.perf_counter() - t_start),
+    }
+    files = _write_report(results, out, split, bank, main_sel, curve, runs, say)
+    results["files"] = [str(f) for f in files]
+    write_json(out / "results.json", results)
+    say(f"wrote {', '.join(str(f) for f in files + [out / 'results.json'])}")
+    say(f"ablation done in {time.perf_counter() - t_start:.0f} s")
+    return results
+
+
+def _ver_summary(ver):
+    return None if ver is None else {k: ver[k] for k in ("accuracy", "std", "auc")}
+
+
+def _scores_text(r):
+    text = f"top-1 {100 * r['top1']:.1f}%"
+    if r.get("verification"):
+        text += f", verification {100 * r['verification']['accuracy']:.1f}%"
+    return text
+
+
+def _run_signature(settings, split, bank, variant, seed, ratio):
+    """What a fine-tuning run depends on (a cached run is reused only if it matches)."""
+    sig = {"variant": variant, "seed": seed, "split": split.meta, "bank": bank.meta["key"],
+           "scratch": [settings.scratch_epochs, settings.scratch_lr],
+           "finetune": [settings.finetune_epochs, settings.finetune_lr],
+           "batch_size": settings.batch_size, "augment": settings.augment}
+    if variant == "kd":
+        sig.update(T=settings.T, kd_weight=settings.kd_weight)
+    if variant in ("full", "random", "selective"):
+        sig.update(mu=settings.mu, mu_schedule=settings.mu_schedule,
+                   feature_norm=settings.feature_norm, adapter_init=settings.adapter_init)
+    if variant in ("random", "selective"):
+        sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
+                   per_identity=settings.per_identity)
+    return sig
+
+
+def _all_selected(n, settings):
+    import scipy.sparse as sp
+    return CachedSelection(np.ones(n, bool), np.zeros(n), np.ones(n), sp.csr_matrix((n, n)),
+                           {"per_identity": settings.per_identity}, {"selected": n, "faces": n,
+                                                                      "ratio": 1.0})
+
+
+def _rows(teacher_rows, runs, settings, split):
+    rows = {}
+    for name in TEACHER_ROWS:
+        r = teacher_rows[name]
+        ver = r["verification"]
+        rows[name] = {"faces": f"HR {split.hr_size}px" if name == TEACHER_ROWS[0]
+                      else f"LR {split.lr_size}px upsampled",
+                      "top1": {"mean": r["top1"], "std": 0.0, "values": [r["top1"]]},
+                      "verification": ver and {"mean": ver["accuracy"], "std": 0.0,
+                                               "values": [ver["accuracy"]]}}
+    for variant in ("scratch",) + tuple(v for v in VARIANTS if v in settings.variants):
+        ratio = settings.ratio if variant in ("random", "selective") else None
+        rs = [runs[(variant, s, ratio)] for s in settings.seed_list]
+        top1 = [r["top1"] for r in rs]
+        m, sd = mean_std(top1)
+        entry = {"faces": f"LR {split.lr_size}px", "top1": {"mean": m, "std": sd, "values": top1},
+                 "verification": None}
+        if all(r["verification"] for r in rs):
+            acc = [r["verification"]["accuracy"] for r in rs]
+            vm, vs = mean_std(acc)
+            entry["verification"] = {"mean": vm, "std": vs, "values": acc}
+        rows[ROW_NAMES[variant]] = entry
+    return rows
+
+
+def _sizes(teacher, student, runs):
+    adapter = next((r["adapter_parameters"] for r in runs.values()
+                    if r.get("adapter_parameters")), None)
+    return {"student_parameters": student.num_parameters(), "student_bytes": student.nbytes(),
+            "student_buffer_bytes": student.buffer_nbytes(),
+            "adapter_parameters": adapter, "adapter_bytes": 4 * adapter if adapter else None,
+            "adapter_deployed": False, "teacher_parameters": teacher.num_parameters(),
+            "teacher_bytes": teacher.nbytes()}
+
+
+def _fmt(cell):
+    if cell is None:
+        return "n/a"
+    if len(cell["values"]) == 1 and cell["std"] == 0.0:
+        return f"{100 * cell['mean']:.1f}"
+    return f"{100 * cell['mean']:.1f} ± {100 * cell['std']:.1f}"
+
+
+def format_table(results):
+    """The markdown table of ``results["rows"]``."""
+    lines = ["| model | faces | identification top-1 (%) | verification (%) |",
+             "|---|---|---:|---:|"]
+    for name, r in results["rows"].items():
+        lines.append(f"| {name} | {r['faces']} | {_fmt(r['top1'])} | {_fmt(r['verification'])} |")
+    return "\n".join(lines)
+
+
+def _write_report(results, out, split, bank, selection, curve, runs, say):
+    from tinyface.eval import plots
+    s = results["settings"]
+    sizes = results["sizes"]
+    ver = results["verification"]
+    table = format_table(results)
+    seeds = ", ".join(str(s["first_seed"] + i) for i in range(s["seeds"]))
+    if ver["note"].startswith("n/a"):
+        ver_text = ver["note"]
+    else:
+        ver_text = (f"{ver['note']}; cosine similarity, 10-fold protocol (each fold's threshold "
+                    f"chosen on the other folds); students at {split.lr_size}x{split.lr_size}, "
+                    f"the teacher at HR or on the LR faces upsampled")
+    lines = [f"# Selective knowledge distillation: ablation on {results['data']}", "",
+             f"{results['describe']}; split seed {split.meta.get('seed')}.", "",
+             table, "",
+             f"Mean ± sample std over {s['seeds']} seed(s) {seeds} "
+             f"(teacher rows: one teacher). Identification: closed-set top-1 on the split's test "
+             f"faces. Verification: {ver_text}.", "",
+             f"Students: {s['scratch_epochs']} epochs from scratch (SGD lr {s['scratch_lr']:g}, "
+             f"cosine), then {s['finetune_epochs']} epochs of fine-tuning (SGD lr "
+             f"{s['finetune_lr']:g}, cosine); batch {s['batch_size']}; last epoch reported. "
+             f"Regression: mu {s['mu']:g} ({s['mu_schedule']}), {s['feature_norm']} features, "
+             f"adapter {s['adapter_init']}; KD: T {s['T']:g}, weight {s['kd_weight']:g}; "
+             f"selection ratio {s['ratio']:g} ({'per identity' if s['per_identity'] else 'global'}, "
+             f"k {s['k']}, alpha {s['alpha']:g}); random: a random subset of the same size.", "",
+             f"Deployed student: {sizes['student_parameters']:,} parameters "
+             f"({sizes['student_bytes']:,} bytes); the adapter "
+             f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "
+             f"Teacher: {sizes['teacher_parameters']:,} parameters.", "",
+             f"Time: {results['timings']['total']:.0f} s in all ("
+             + ", ".join(f"{k} {v:.0f} s" for k, v in results["timings"].items() if k != "total")
+             + ")."]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    say("")
+    say(table)
+    say("")
+    files = [out / "results.md"]
+    top1 = {name: (100 * r["top1"]["mean"], 100 * r["top1"]["std"])
+            for name, r in results["rows"].items()}
+    files.append(plots.plot_bars(top1, out / "ablation.png", ylabel="top-1 identification (%)",
+                                 title=f"ablation, {results['data']} (mean ± std over seeds)"))
+    verif = {name: (100 * r["verification"]["mean"], 100 * r["verification"]["std"])
+             for name, r in results["rows"].items() if r["verification"]}
+    if verif:
+        files.append(plots.plot_bars(verif, out / "verification.png",
+                                     ylabel="identity-disjoint verification (%)",
+                                     title=f"verification, {results['data']}"))
+    if selection is not None and not selection.mask.all():
+        files.append(plot_selection_montage(split.hr_train, split.y_train, selection.mask,
+                                              out / "selection_montage.png", names=split.names))
+        files.append(plot_graph(bank.embeddings, split.y_train, selection.mask,
+                                       selection.graph, out / "graph.png", names=split.names))
+    baselines = {}
+    for key, label in (("none", "CE fine-tuning only"), ("scratch", "from scratch")):
+        r = runs.get((key, curve["seed"], None))
+        if r:
+            baselines[label] = r["top1"]
+    if curve["ratios"]:
+        files.append(plot_ratio_curve(curve, out / "ratio_curve.png", baselines=baselines))
+    return files
+
+
+# ------------------------------------------------------------------- pictures
+def _figure(w, h):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(w, h))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path, dpi=110):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _largest_identities(labels, mask, n):
+    """Up to ``n`` identities with the most faces, preferring those with both selected
+    and unselected faces; ties by label (deterministic)."""
+    labels = np.asarray(labels)
+    ids = np.unique(labels)
+    counts = np.array([np.sum(labels == k) for k in ids])
+    mixed = np.array([0 < mask[labels == k].sum() < np.sum(labels == k) for k in ids])
+    order = np.lexsort((ids, -counts, ~mixed))
+    return ids[order[:n]]
+
+
+def plot_selection_montage(hr_images, labels, mask, path, names=None, identities=6,
+                           per_identity=10):
+    """HR faces of a few identities, one row each: the selected faces first (green
+    frame), then the unselected ones (faded, grey frame). Returns the path."""
+    mask = np.asarray(mask, bool)
+    ids = _largest_identities(labels, mask, identities)
+    if len(ids) == 0:
+        raise ValueError("no faces to show")
+    cols = int(min(per_identity, max(np.sum(labels == k) for k in ids)))
+    fig = _figure(0.9 * cols + 1.6, 0.95 * len(ids) + 0.7)
+    axes = fig.subplots(len(ids), cols, squeeze=False)
+    for i, k in enumerate(ids):
+        rows = np.flatnonzero(labels == k)
+        rows = np.r_[rows[mask[rows]], rows[~mask[rows]]][:cols]
+        for j in range(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(rows):
+                ax.axis("off")
+                continue
+            r = rows[j]
+            img = hr_images[r].transpose(1, 2, 0)
+            sel = bool(mask[r])
+            ax.imshow(img if sel else (0.35 * img + 0.65 * 255).astype(np.uint8),
+                      interpolation="nearest")
+            for side in ax.spines.values():
+                side.set_edgecolor("#1a9641" if sel else "#999999")
+                side.set_linewidth(3 if sel else 1)
+            if j == 0:
+                label = names[k] if names is not None else f"id {k}"
+                n_sel, n_all = int(mask[labels == k].sum()), int(np.sum(labels == k))
+                ax.set_ylabel(f"{str(label)[:16]}\n{n_sel}/{n_all}", fontsize=7, rotation=0,
+                              ha="right", va="center")
+    fig.suptitle("selected faces (green frame) and unselected faces (faded), per identity",
+                 fontsize=9)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_graph(features, labels, mask, graph, path, identities=5, names=None):
+    """The redundancy graph of a few identities in 2-D (PCA of the unit-normalised
+    teacher features): edges drawn by weight, selected nodes filled, others hollow."""
+    import scipy.sparse as sp
+    mask = np.asarray(mask, bool)
+    labels = np.asarray(labels)
+    ids = _largest_identities(labels, mask, identities)
+    nodes = np.flatnonzero(np.isin(labels, ids))
+    f = np.asarray(features, np.float64)[nodes]
+    f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    f -= f.mean(axis=0)
+    _, _, vt = np.linalg.svd(f, full_matrices=False)
+    xy = f @ vt[:2].T                                                  # (n, 2)
+    if xy.shape[1] < 2:
+        xy = np.c_[xy, np.zeros(len(xy))]
+    sub = sp.csr_matrix(graph)[nodes][:, nodes].tocoo()
+    fig = _figure(5.6, 4.6)
+    ax = fig.subplots()
+    wmax = float(sub.data.max()) if sub.nnz else 1.0
+    for i, j, w in zip(sub.row, sub.col, sub.data):
+        if i < j and w > 0:
+            ax.plot(xy[[i, j], 0], xy[[i, j], 1], color="#555555", linewidth=0.4 + 1.6 * w / wmax,
+                    alpha=0.15 + 0.6 * w / wmax, zorder=1)
+    for c, k in enumerate(ids):
+        colour = f"C{c % 10}"
+        on = (labels[nodes] == k) & mask[nodes]
+        off = (labels[nodes] == k) & ~mask[nodes]
+        ax.scatter(xy[on, 0], xy[on, 1], s=55, color=colour, edgecolors="black", linewidths=0.8,
+                   zorder=3, label=str(names[k])[:18] if names is not None else f"id {k}")
+        ax.scatter(xy[off, 0], xy[off, 1], s=30, facecolors="white", edgecolors=colour,
+                   linewidths=1.2, zorder=2)
+    ax.set_title(f"kNN redundancy graph of {len(ids)} identities (PCA of teacher features)\n"
+                 f"filled: selected, hollow: not selected; {sub.nnz // 2} edges", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_ratio_curve(curve, path, baselines=None):
+    """Top-1 (%) against the selection ratio, selective and random; baselines
+    (name -> top-1 in [0, 1]) as horizontal lines."""
+    fig = _figure(5.0, 3.8)
+    ax = fig.subplots()
+    r = np.asarray(curve["ratios"], float)
+    for name, style in (("selective", "o-"), ("random", "s--")):
+        if curve.get(name):
+            ax.plot(r, 100 * np.asarray(curve[name]), style, label=name)
+    for i, (name, v) in enumerate((baselines or {}).items()):
+        ax.axhline(100 * v, color=f"C{i + 2}", linestyle=":", label=name)
+    ax.set_xlabel("selection ratio (faces whose teacher features are regressed)")
+    ax.set_ylabel("top-1 identification (%)")
+    ax.set_title(f"accuracy against selection ratio (seed {curve.get('seed')})", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save_figure(fig, path)

@@ -1,0 +1,196 @@
+"""The teacher feature bank: the teacher's embedding and logits for every HR training face.
+
+    bank = extract_bank(teacher, split.hr_train, cache_path="runs/ablation/bank.npz")
+    bank.embeddings          # (N, Dt) float32, phi_t(x_HR), the regression targets
+    bank.logits              # (N, K) float32, the teacher's class scores (KD, selection)
+    bank.check(len(split.y_train), dim=teacher.embedding_dim)   # ValueError on mismatch
+
+The teacher runs in eval mode (batch norm on running statistics), without
+augmentation, in batches. With ``cache_path`` the bank is written to a ``.npz`` file
+(temporary file, fsync, rename: a crash never leaves a partial file) together with a
+key; a later call with the same key loads it instead of running the teacher again.
+The default key fingerprints the teacher (architecture, parameters, buffers) and the
+images (shape and bytes), so another teacher or other faces never reuse a stale bank.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.atomic import savez_atomic
+
+__all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT"]
+
+BANK_FORMAT = "tinyface-feature-bank/1"
+
+
+@dataclass
+class FeatureBank:
+    """Teacher outputs for N training faces.
+
+    embeddings: (N, Dt) float32, the teacher's embedding of each HR face;
+    logits: (N, K) float32, its class scores; meta: JSON-able dict (key, teacher
+    architecture name, image shape, extraction seconds, ...).
+    """
+    embeddings: np.ndarray
+    logits: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
+        self.logits = np.ascontiguousarray(self.logits, dtype=np.float32)
+        if self.embeddings.ndim != 2 or self.logits.ndim != 2:
+            raise ValueError(f"a feature bank holds (N, D) embeddings and (N, K) logits, got "
+                             f"shapes {self.embeddings.shape} and {self.logits.shape}")
+        if len(self.embeddings) != len(self.logits):
+            raise ValueError(f"the feature bank has {len(self.embeddings)} embeddings but "
+                             f"{len(self.logits)} logit rows")
+
+    @property
+    def n(self):
+        return int(self.embeddings.shape[0])
+
+    @property
+    def dim(self):
+        return int(self.embeddings.shape[1])
+
+    @property
+    def num_classes(self):
+        return int(self.logits.shape[1])
+
+    def check(self, n, dim=None, num_classes=None):
+        """Raise ``ValueError`` unless the bank has ``n`` faces, ``dim``-d embeddings and
+        ``num_classes`` logit columns (None: not checked); return ``self``."""
+        if self.n != int(n):
+            raise ValueError(f"the feature bank has {self.n} faces but the dataset has {int(n)} "
+                             f"training faces; extract the bank from the same split's HR "
+                             f"training faces")
+        if dim is not None and self.dim != int(dim):
+            raise ValueError(f"the feature bank's embeddings are {self.dim}-d but {int(dim)}-d "
+                             f"are expected (the teacher's embedding width); was it extracted "
+                             f"by another teacher?")
+        if num_classes is not None and self.num_classes != int(num_classes):
+            raise ValueError(f"the feature bank's logits have {self.num_classes} classes but the "
+                             f"dataset has {int(num_classes)} identities")
+        bad = int(self.embeddings.size - np.count_nonzero(np.isfinite(self.embeddings)))
+        bad += int(self.logits.size - np.count_nonzero(np.isfinite(self.logits)))
+        if bad:
+            raise ValueError(f"the feature bank has {bad} NaN or inf value(s)")
+        return self
+
+    # ------------------------------------------------------------------ files
+    def save(self, path):
+        """Write the bank to ``path`` (``.npz``) atomically; return the path."""
+        meta = dict(self.meta, format=BANK_FORMAT)
+        savez_atomic(path, {"embeddings": self.embeddings, "logits": self.logits,
+                            "meta": np.array(json.dumps(meta, default=_jsonable))})
+        path = Path(path)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a bank written by ``save``; ``ValueError`` for a foreign file."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                emb, logits = data["embeddings"], data["logits"]
+                meta = json.loads(str(data["meta"][()]))
+        except FileNotFoundError:
+            raise
+        except Exception as e:
+            raise ValueError(f"{path} is not a tinyface feature bank ({type(e).__name__}: {e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != BANK_FORMAT:
+            raise ValueError(f"{path} is not a tinyface feature bank (format {meta.get('format')!r})")
+        return cls(emb, logits, meta)
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def bank_key(teacher, hr_images):
+    """A fingerprint of the teacher (architecture, weights, buffers) and the faces."""
+    h = hashlib.sha1()
+    h.update(json.dumps(teacher.config(), sort_keys=True, default=_jsonable).encode())
+    for name, arr in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    x = np.ascontiguousarray(hr_images)
+    h.update(repr((x.shape, str(x.dtype))).encode())
+    h.update(x.tobytes())
+    return h.hexdigest()[:24]
+
+
+def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, log=None):
+    """The teacher's embeddings and logits for ``hr_images``: a ``FeatureBank``.
+
+    teacher: a ``FaceNet`` (``forward_both``); hr_images: (N, 3, H, W) uint8 at the
+    teacher's input size; batch_size: faces per forward pass; cache_path: ``.npz``
+    file to load from / write to (None: no cache); key: what identifies this bank in
+    the cache (None: ``bank_key(teacher, hr_images)``); log: callable for progress lines.
+    A cached file whose key, face count or width differs is recomputed and replaced.
+    """
+    from tinyface.data import to_float
+    from tinyface.eval import eval_mode
+
+    say = log or (lambda msg: None)
+    x = np.asarray(hr_images)
+    if x.ndim != 4 or x.dtype != np.uint8 or len(x) == 0:
+        raise ValueError(f"hr_images must be a non-empty (N, 3, H, W) uint8 array, got "
+                         f"{x.dtype} array of shape {x.shape}")
+    if tuple(x.shape[1:]) != tuple(teacher.input_shape):
+        raise ValueError(f"the teacher takes faces of shape {tuple(teacher.input_shape)}, the "
+                         f"images are {tuple(x.shape[1:])}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    key = bank_key(teacher, x) if key is None else str(key)
+    n, dim = len(x), int(teacher.embedding_dim)
+    if cache_path is not None and Path(cache_path).is_file():
+        try:
+            bank = FeatureBank.load(cache_path)
+        except ValueError as e:
+            say(f"feature bank: ignoring {cache_path} ({e})")
+        else:
+            if bank.meta.get("key") == key and bank.n == n and bank.dim == dim:
+                say(f"feature bank: loaded {cache_path} ({bank.n} x {bank.dim}, key {key})")
+                return bank
+            say(f"feature bank: {cache_path} belongs to another teacher or other faces "
+                f"(key {bank.meta.get('key')}, {bank.n} x {bank.dim}); extracting again")
+
+    say(f"feature bank: running the teacher on {n} HR faces of {x.shape[2]}x{x.shape[3]} "
+        f"in batches of {batch_size}")
+    emb = np.empty((n, dim), np.float32)
+    logits = np.empty((n, int(teacher.num_classes)), np.float32)
+    t0 = last = time.perf_counter()
+    with eval_mode(teacher):
+        for a in range(0, n, int(batch_size)):
+            b = min(n, a + int(batch_size))
+            e, z = teacher.forward_both(to_float(x[a:b]))             # (B, Dt), (B, K)
+            emb[a:b], logits[a:b] = e, z
+            now = time.perf_counter()
+            if now - last >= 10.0 and b < n:
+                last = now
+                rate = b / (now - t0)
+                say(f"  feature bank: {b}/{n} faces, {rate:.0f} faces/s, "
+                    f"ETA {(n - b) / rate:.0f} s")
+    seconds = time.perf_counter() - t0
+    norms = np.linalg.norm(emb, axis=1)
+    meta = {"key": key, "teacher": teacher.spec.get("name") if hasattr(teacher, "spec") else None,
+            "image_shape": list(x.shape[1:]), "seconds": seconds,
+            "embedding_norm_mean": float(norms.mean()), "embedding_norm_std": float(norms.std())}
+    bank = FeatureBank(emb, logits, meta).check(n, dim)
+    say(f"feature bank: {n} x {dim} in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} faces/s); "
+        f"embedding norm {norms.mean():.2f} +- {norms.std():.2f}")
+    if cache_path is not None:
+        bank.save(cache_path)
+        say(f"feature bank: wrote {cache_path}")
+    return bank
