@@ -44,15 +44,13 @@ from tinyface.distill.bank import bank_key, extract_bank
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
                                        DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
                                        check_ratio, check_variant, finetune)
+from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, mean_std, rows_table, sizes_record,
+                                     write_report)
 from tinyface.distill.verification import disjoint_pairs, verify_disjoint
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
            "cached_selection", "mean_std"]
 
-TEACHER_ROWS = ("teacher at HR", "teacher at LR, upsampled")
-ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tuning only",
-             "kd": "student + KD", "full": "student + full", "random": "student + random",
-             "selective": "student + selective"}
 DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -120,12 +118,6 @@ class AblationSettings:
 
 
 # ----------------------------------------------------------------- helpers
-def mean_std(values):
-    """``(mean, sample std)`` of a list (std 0 for a single value)."""
-    v = np.asarray(values, dtype=float)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-
-
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text())
@@ -437,8 +429,8 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
                 curve[variant].append(do_variant(variant, s0, r)["top1"])
 
     # report
-    rows = _rows(teacher_rows, runs, settings, split)
-    sizes = _sizes(teacher, students[s0], runs)
+    rows = rows_table(teacher_rows, runs, settings, split)
+    sizes = sizes_record(teacher, students[s0], runs)
     main_sel = selections.get(settings.ratio)
     results = {
         "rows": rows, "settings": settings.to_dict(), "split": split.meta,
@@ -450,7 +442,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         "bank": {k: v for k, v in bank.meta.items()},
         "timings": dict(timings, total=time.perf_counter() - t_start),
     }
-    files = _write_report(results, out, split, bank, main_sel, curve, runs, say)
+    files = write_report(results, out, split, bank, main_sel, curve, runs, say)
     results["files"] = [str(f) for f in files]
     write_json(out / "results.json", results)
     say(f"wrote {', '.join(str(f) for f in files + [out / 'results.json'])}")
@@ -491,245 +483,3 @@ def _all_selected(n, settings):
     return CachedSelection(np.ones(n, bool), np.zeros(n), np.ones(n), sp.csr_matrix((n, n)),
                            {"per_identity": settings.per_identity}, {"selected": n, "faces": n,
                                                                       "ratio": 1.0})
-
-
-def _rows(teacher_rows, runs, settings, split):
-    rows = {}
-    for name in TEACHER_ROWS:
-        r = teacher_rows[name]
-        ver = r["verification"]
-        rows[name] = {"faces": f"HR {split.hr_size}px" if name == TEACHER_ROWS[0]
-                      else f"LR {split.lr_size}px upsampled",
-                      "top1": {"mean": r["top1"], "std": 0.0, "values": [r["top1"]]},
-                      "verification": ver and {"mean": ver["accuracy"], "std": 0.0,
-                                               "values": [ver["accuracy"]]}}
-    for variant in ("scratch",) + tuple(v for v in VARIANTS if v in settings.variants):
-        ratio = settings.ratio if variant in ("random", "selective") else None
-        rs = [runs[(variant, s, ratio)] for s in settings.seed_list]
-        top1 = [r["top1"] for r in rs]
-        m, sd = mean_std(top1)
-        entry = {"faces": f"LR {split.lr_size}px", "top1": {"mean": m, "std": sd, "values": top1},
-                 "verification": None}
-        if all(r["verification"] for r in rs):
-            acc = [r["verification"]["accuracy"] for r in rs]
-            vm, vs = mean_std(acc)
-            entry["verification"] = {"mean": vm, "std": vs, "values": acc}
-        rows[ROW_NAMES[variant]] = entry
-    return rows
-
-
-def _sizes(teacher, student, runs):
-    adapter = next((r["adapter_parameters"] for r in runs.values()
-                    if r.get("adapter_parameters")), None)
-    return {"student_parameters": student.num_parameters(), "student_bytes": student.nbytes(),
-            "student_buffer_bytes": student.buffer_nbytes(),
-            "adapter_parameters": adapter, "adapter_bytes": 4 * adapter if adapter else None,
-            "adapter_deployed": False, "teacher_parameters": teacher.num_parameters(),
-            "teacher_bytes": teacher.nbytes()}
-
-
-def _fmt(cell):
-    if cell is None:
-        return "n/a"
-    if len(cell["values"]) == 1 and cell["std"] == 0.0:
-        return f"{100 * cell['mean']:.1f}"
-    return f"{100 * cell['mean']:.1f} ± {100 * cell['std']:.1f}"
-
-
-def format_table(results):
-    """The markdown table of ``results["rows"]``."""
-    lines = ["| model | faces | identification top-1 (%) | verification (%) |",
-             "|---|---|---:|---:|"]
-    for name, r in results["rows"].items():
-        lines.append(f"| {name} | {r['faces']} | {_fmt(r['top1'])} | {_fmt(r['verification'])} |")
-    return "\n".join(lines)
-
-
-def _write_report(results, out, split, bank, selection, curve, runs, say):
-    from tinyface.eval import plots
-    s = results["settings"]
-    sizes = results["sizes"]
-    ver = results["verification"]
-    table = format_table(results)
-    seeds = ", ".join(str(s["first_seed"] + i) for i in range(s["seeds"]))
-    if ver["note"].startswith("n/a"):
-        ver_text = ver["note"]
-    else:
-        ver_text = (f"{ver['note']}; cosine similarity, 10-fold protocol (each fold's threshold "
-                    f"chosen on the other folds); students at {split.lr_size}x{split.lr_size}, "
-                    f"the teacher at HR or on the LR faces upsampled")
-    lines = [f"# Selective knowledge distillation: ablation on {results['data']}", "",
-             f"{results['describe']}; split seed {split.meta.get('seed')}.", "",
-             table, "",
-             f"Mean ± sample std over {s['seeds']} seed(s) {seeds} "
-             f"(teacher rows: one teacher). Identification: closed-set top-1 on the split's test "
-             f"faces. Verification: {ver_text}.", "",
-             f"Students: {s['scratch_epochs']} epochs from scratch (SGD lr {s['scratch_lr']:g}, "
-             f"cosine), then {s['finetune_epochs']} epochs of fine-tuning (SGD lr "
-             f"{s['finetune_lr']:g}, cosine); batch {s['batch_size']}; last epoch reported. "
-             f"Regression: mu {s['mu']:g} ({s['mu_schedule']}), {s['feature_norm']} features, "
-             f"adapter {s['adapter_init']}; KD: T {s['T']:g}, weight {s['kd_weight']:g}; "
-             f"selection ratio {s['ratio']:g} ({'per identity' if s['per_identity'] else 'global'}, "
-             f"k {s['k']}, alpha {s['alpha']:g}); random: a random subset of the same size.", "",
-             f"Deployed student: {sizes['student_parameters']:,} parameters "
-             f"({sizes['student_bytes']:,} bytes); the adapter "
-             f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "
-             f"Teacher: {sizes['teacher_parameters']:,} parameters.", "",
-             f"Time: {results['timings']['total']:.0f} s in all ("
-             + ", ".join(f"{k} {v:.0f} s" for k, v in results["timings"].items() if k != "total")
-             + ")."]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    say("")
-    say(table)
-    say("")
-    files = [out / "results.md"]
-    top1 = {name: (100 * r["top1"]["mean"], 100 * r["top1"]["std"])
-            for name, r in results["rows"].items()}
-    files.append(plots.plot_bars(top1, out / "ablation.png", ylabel="top-1 identification (%)",
-                                 title=f"ablation, {results['data']} (mean ± std over seeds)"))
-    verif = {name: (100 * r["verification"]["mean"], 100 * r["verification"]["std"])
-             for name, r in results["rows"].items() if r["verification"]}
-    if verif:
-        files.append(plots.plot_bars(verif, out / "verification.png",
-                                     ylabel="identity-disjoint verification (%)",
-                                     title=f"verification, {results['data']}"))
-    if selection is not None and not selection.mask.all():
-        files.append(plot_selection_montage(split.hr_train, split.y_train, selection.mask,
-                                              out / "selection_montage.png", names=split.names))
-        files.append(plot_graph(bank.embeddings, split.y_train, selection.mask,
-                                       selection.graph, out / "graph.png", names=split.names))
-    baselines = {}
-    for key, label in (("none", "CE fine-tuning only"), ("scratch", "from scratch")):
-        r = runs.get((key, curve["seed"], None))
-        if r:
-            baselines[label] = r["top1"]
-    if curve["ratios"]:
-        files.append(plot_ratio_curve(curve, out / "ratio_curve.png", baselines=baselines))
-    return files
-
-
-# ------------------------------------------------------------------- pictures
-def _figure(w, h):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_figure(fig, path, dpi=110):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
-
-
-def _largest_identities(labels, mask, n):
-    """Up to ``n`` identities with the most faces, preferring those with both selected
-    and unselected faces; ties by label (deterministic)."""
-    labels = np.asarray(labels)
-    ids = np.unique(labels)
-    counts = np.array([np.sum(labels == k) for k in ids])
-    mixed = np.array([0 < mask[labels == k].sum() < np.sum(labels == k) for k in ids])
-    order = np.lexsort((ids, -counts, ~mixed))
-    return ids[order[:n]]
-
-
-def plot_selection_montage(hr_images, labels, mask, path, names=None, identities=6,
-                           per_identity=10):
-    """HR faces of a few identities, one row each: the selected faces first (green
-    frame), then the unselected ones (faded, grey frame). Returns the path."""
-    mask = np.asarray(mask, bool)
-    ids = _largest_identities(labels, mask, identities)
-    if len(ids) == 0:
-        raise ValueError("no faces to show")
-    cols = int(min(per_identity, max(np.sum(labels == k) for k in ids)))
-    fig = _figure(0.9 * cols + 1.6, 0.95 * len(ids) + 0.7)
-    axes = fig.subplots(len(ids), cols, squeeze=False)
-    for i, k in enumerate(ids):
-        rows = np.flatnonzero(labels == k)
-        rows = np.r_[rows[mask[rows]], rows[~mask[rows]]][:cols]
-        for j in range(cols):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j >= len(rows):
-                ax.axis("off")
-                continue
-            r = rows[j]
-            img = hr_images[r].transpose(1, 2, 0)
-            sel = bool(mask[r])
-            ax.imshow(img if sel else (0.35 * img + 0.65 * 255).astype(np.uint8),
-                      interpolation="nearest")
-            for side in ax.spines.values():
-                side.set_edgecolor("#1a9641" if sel else "#999999")
-                side.set_linewidth(3 if sel else 1)
-            if j == 0:
-                label = names[k] if names is not None else f"id {k}"
-                n_sel, n_all = int(mask[labels == k].sum()), int(np.sum(labels == k))
-                ax.set_ylabel(f"{str(label)[:16]}\n{n_sel}/{n_all}", fontsize=7, rotation=0,
-                              ha="right", va="center")
-    fig.suptitle("selected faces (green frame) and unselected faces (faded), per identity",
-                 fontsize=9)
-    fig.tight_layout()
-    return _save_figure(fig, path)
-
-
-def plot_graph(features, labels, mask, graph, path, identities=5, names=None):
-    """The redundancy graph of a few identities in 2-D (PCA of the unit-normalised
-    teacher features): edges drawn by weight, selected nodes filled, others hollow."""
-    import scipy.sparse as sp
-    mask = np.asarray(mask, bool)
-    labels = np.asarray(labels)
-    ids = _largest_identities(labels, mask, identities)
-    nodes = np.flatnonzero(np.isin(labels, ids))
-    f = np.asarray(features, np.float64)[nodes]
-    f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    f -= f.mean(axis=0)
-    _, _, vt = np.linalg.svd(f, full_matrices=False)
-    xy = f @ vt[:2].T                                                  # (n, 2)
-    if xy.shape[1] < 2:
-        xy = np.c_[xy, np.zeros(len(xy))]
-    sub = sp.csr_matrix(graph)[nodes][:, nodes].tocoo()
-    fig = _figure(5.6, 4.6)
-    ax = fig.subplots()
-    wmax = float(sub.data.max()) if sub.nnz else 1.0
-    for i, j, w in zip(sub.row, sub.col, sub.data):
-        if i < j and w > 0:
-            ax.plot(xy[[i, j], 0], xy[[i, j], 1], color="#555555", linewidth=0.4 + 1.6 * w / wmax,
-                    alpha=0.15 + 0.6 * w / wmax, zorder=1)
-    for c, k in enumerate(ids):
-        colour = f"C{c % 10}"
-        on = (labels[nodes] == k) & mask[nodes]
-        off = (labels[nodes] == k) & ~mask[nodes]
-        ax.scatter(xy[on, 0], xy[on, 1], s=55, color=colour, edgecolors="black", linewidths=0.8,
-                   zorder=3, label=str(names[k])[:18] if names is not None else f"id {k}")
-        ax.scatter(xy[off, 0], xy[off, 1], s=30, facecolors="white", edgecolors=colour,
-                   linewidths=1.2, zorder=2)
-    ax.set_title(f"kNN redundancy graph of {len(ids)} identities (PCA of teacher features)\n"
-                 f"filled: selected, hollow: not selected; {sub.nnz // 2} edges", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return _save_figure(fig, path)
-
-
-def plot_ratio_curve(curve, path, baselines=None):
-    """Top-1 (%) against the selection ratio, selective and random; baselines
-    (name -> top-1 in [0, 1]) as horizontal lines."""
-    fig = _figure(5.0, 3.8)
-    ax = fig.subplots()
-    r = np.asarray(curve["ratios"], float)
-    for name, style in (("selective", "o-"), ("random", "s--")):
-        if curve.get(name):
-            ax.plot(r, 100 * np.asarray(curve[name]), style, label=name)
-    for i, (name, v) in enumerate((baselines or {}).items()):
-        ax.axhline(100 * v, color=f"C{i + 2}", linestyle=":", label=name)
-    ax.set_xlabel("selection ratio (faces whose teacher features are regressed)")
-    ax.set_ylabel("top-1 identification (%)")
-    ax.set_title(f"accuracy against selection ratio (seed {curve.get('seed')})", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save_figure(fig, path)

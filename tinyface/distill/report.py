@@ -1,0 +1,135 @@
+"""The ablation's report: rows of mean +- std over seeds, the markdown table, the figures."""
+from __future__ import annotations
+
+import numpy as np
+
+from tinyface.distill.figures import plot_graph, plot_ratio_curve, plot_selection_montage
+from tinyface.distill.finetune import VARIANTS
+
+TEACHER_ROWS = ("teacher at HR", "teacher at LR, upsampled")
+ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tuning only",
+             "kd": "student + KD", "full": "student + full", "random": "student + random",
+             "selective": "student + selective"}
+
+def mean_std(values):
+    """``(mean, sample std)`` of a list (std 0 for a single value)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def rows_table(teacher_rows, runs, settings, split):
+    rows = {}
+    for name in TEACHER_ROWS:
+        r = teacher_rows[name]
+        ver = r["verification"]
+        rows[name] = {"faces": f"HR {split.hr_size}px" if name == TEACHER_ROWS[0]
+                      else f"LR {split.lr_size}px upsampled",
+                      "top1": {"mean": r["top1"], "std": 0.0, "values": [r["top1"]]},
+                      "verification": ver and {"mean": ver["accuracy"], "std": 0.0,
+                                               "values": [ver["accuracy"]]}}
+    for variant in ("scratch",) + tuple(v for v in VARIANTS if v in settings.variants):
+        ratio = settings.ratio if variant in ("random", "selective") else None
+        rs = [runs[(variant, s, ratio)] for s in settings.seed_list]
+        top1 = [r["top1"] for r in rs]
+        m, sd = mean_std(top1)
+        entry = {"faces": f"LR {split.lr_size}px", "top1": {"mean": m, "std": sd, "values": top1},
+                 "verification": None}
+        if all(r["verification"] for r in rs):
+            acc = [r["verification"]["accuracy"] for r in rs]
+            vm, vs = mean_std(acc)
+            entry["verification"] = {"mean": vm, "std": vs, "values": acc}
+        rows[ROW_NAMES[variant]] = entry
+    return rows
+
+
+def sizes_record(teacher, student, runs):
+    adapter = next((r["adapter_parameters"] for r in runs.values()
+                    if r.get("adapter_parameters")), None)
+    return {"student_parameters": student.num_parameters(), "student_bytes": student.nbytes(),
+            "student_buffer_bytes": student.buffer_nbytes(),
+            "adapter_parameters": adapter, "adapter_bytes": 4 * adapter if adapter else None,
+            "adapter_deployed": False, "teacher_parameters": teacher.num_parameters(),
+            "teacher_bytes": teacher.nbytes()}
+
+
+def _fmt(cell):
+    if cell is None:
+        return "n/a"
+    if len(cell["values"]) == 1 and cell["std"] == 0.0:
+        return f"{100 * cell['mean']:.1f}"
+    return f"{100 * cell['mean']:.1f} ± {100 * cell['std']:.1f}"
+
+
+def format_table(results):
+    """The markdown table of ``results["rows"]``."""
+    lines = ["| model | faces | identification top-1 (%) | verification (%) |",
+             "|---|---|---:|---:|"]
+    for name, r in results["rows"].items():
+        lines.append(f"| {name} | {r['faces']} | {_fmt(r['top1'])} | {_fmt(r['verification'])} |")
+    return "\n".join(lines)
+
+
+def write_report(results, out, split, bank, selection, curve, runs, say):
+    from tinyface.eval import plots
+    s = results["settings"]
+    sizes = results["sizes"]
+    ver = results["verification"]
+    table = format_table(results)
+    seeds = ", ".join(str(s["first_seed"] + i) for i in range(s["seeds"]))
+    if ver["note"].startswith("n/a"):
+        ver_text = ver["note"]
+    else:
+        ver_text = (f"{ver['note']}; cosine similarity, 10-fold protocol (each fold's threshold "
+                    f"chosen on the other folds); students at {split.lr_size}x{split.lr_size}, "
+                    f"the teacher at HR or on the LR faces upsampled")
+    lines = [f"# Selective knowledge distillation: ablation on {results['data']}", "",
+             f"{results['describe']}; split seed {split.meta.get('seed')}.", "",
+             table, "",
+             f"Mean ± sample std over {s['seeds']} seed(s) {seeds} "
+             f"(teacher rows: one teacher). Identification: closed-set top-1 on the split's test "
+             f"faces. Verification: {ver_text}.", "",
+             f"Students: {s['scratch_epochs']} epochs from scratch (SGD lr {s['scratch_lr']:g}, "
+             f"cosine), then {s['finetune_epochs']} epochs of fine-tuning (SGD lr "
+             f"{s['finetune_lr']:g}, cosine); batch {s['batch_size']}; last epoch reported. "
+             f"Regression: mu {s['mu']:g} ({s['mu_schedule']}), {s['feature_norm']} features, "
+             f"adapter {s['adapter_init']}; KD: T {s['T']:g}, weight {s['kd_weight']:g}; "
+             f"selection ratio {s['ratio']:g} ({'per identity' if s['per_identity'] else 'global'}, "
+             f"k {s['k']}, alpha {s['alpha']:g}); random: a random subset of the same size.", "",
+             f"Deployed student: {sizes['student_parameters']:,} parameters "
+             f"({sizes['student_bytes']:,} bytes); the adapter "
+             f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "
+             f"Teacher: {sizes['teacher_parameters']:,} parameters.", "",
+             f"Time: {results['timings']['total']:.0f} s in all ("
+             + ", ".join(f"{k} {v:.0f} s" for k, v in results["timings"].items() if k != "total")
+             + ")."]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    say("")
+    say(table)
+    say("")
+    files = [out / "results.md"]
+    top1 = {name: (100 * r["top1"]["mean"], 100 * r["top1"]["std"])
+            for name, r in results["rows"].items()}
+    files.append(plots.plot_bars(top1, out / "ablation.png", ylabel="top-1 identification (%)",
+                                 title=f"ablation, {results['data']} (mean ± std over seeds)"))
+    verif = {name: (100 * r["verification"]["mean"], 100 * r["verification"]["std"])
+             for name, r in results["rows"].items() if r["verification"]}
+    if verif:
+        files.append(plots.plot_bars(verif, out / "verification.png",
+                                     ylabel="identity-disjoint verification (%)",
+                                     title=f"verification, {results['data']}"))
+    if selection is not None and not selection.mask.all():
+        files.append(plot_selection_montage(split.hr_train, split.y_train, selection.mask,
+                                              out / "selection_montage.png", names=split.names))
+        files.append(plot_graph(bank.embeddings, split.y_train, selection.mask,
+                                       selection.graph, out / "graph.png", names=split.names))
+    baselines = {}
+    for key, label in (("none", "CE fine-tuning only"), ("scratch", "from scratch")):
+        r = runs.get((key, curve["seed"], None))
+        if r:
+            baselines[label] = r["top1"]
+    if curve["ratios"]:
+        files.append(plot_ratio_curve(curve, out / "ratio_curve.png", baselines=baselines))
+    return files
+
+
+# ------------------------------------------------------------------- pictures
