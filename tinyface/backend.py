@@ -1,4 +1,5 @@
-"""Which tier runs the layers: ``"numba"`` (the default) or ``"numpy"`` (the reference).
+"""Which tier runs the layers: ``"numba"`` (the default), ``"numpy"`` (the reference) or
+``"cuda"`` (numba.cuda kernels on a GPU, ``tinyface.cuda``).
 
 Layers never import a kernel module directly; they call ``ops.<name>``, and ``ops``
 looks the name up in the active tier's package. Both tiers export the same functions
@@ -8,14 +9,18 @@ with the same signatures::
     out, cache = ops.relu_forward(x)
     set_backend("numpy")          # every layer now runs the NumPy reference
 
-The two tiers' caches are opaque and differ: run forward and backward on one tier.
+The tiers' caches are opaque and differ: run forward and backward on one tier. The
+CUDA tier takes and returns GPU arrays (``tinyface.cuda.DeviceTensor``); move a model's
+parameters there first with ``model.to("cuda")``.
 """
 import contextlib
 import importlib
+import sys
 
 BACKENDS = {
     "numba": "tinyface.kernels",    # Numba CPU kernels
     "numpy": "tinyface.reference",  # plain NumPy, slow and obvious
+    "cuda": "tinyface.cuda",        # numba.cuda kernels: a GPU, or NUMBA_ENABLE_CUDASIM=1
 }
 
 _active = {"name": "numba", "package": None}
@@ -26,6 +31,9 @@ def set_backend(name):
     """Select the tier every layer uses from now on; returns the previous name."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+    if name == "cuda":
+        from tinyface.cuda import require_cuda
+        require_cuda()        # CudaUnavailableError: one line, why, and how to use the CPU
     previous = _active["name"]
     _active["name"], _active["package"] = name, None
     return previous
@@ -33,6 +41,16 @@ def set_backend(name):
 
 def get_backend():
     return _active["name"]
+
+
+def is_device_array(x):
+    """True for a GPU array (``tinyface.cuda.DeviceTensor``, or any object with
+    ``__cuda_array_interface__``). Imports nothing: no GPU array exists before
+    ``tinyface.cuda.arrays`` has been imported."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    arrays = sys.modules.get("tinyface.cuda.arrays")
+    return arrays is not None and arrays.is_device_array(x)
 
 
 class _Ops:

@@ -13,7 +13,7 @@ A NaN or infinite loss (or gradient) raises ``NonFiniteLossError`` (a
 """
 import numpy as np
 
-from tinyface.backend import ops
+from tinyface.backend import is_device_array, ops
 
 __all__ = ["NonFiniteLossError", "softmax_cross_entropy_loss", "feature_regression_loss",
            "distillation_loss"]
@@ -26,7 +26,7 @@ class NonFiniteLossError(FloatingPointError):
 def _finite_or_raise(loss, grad, name, where, **inputs):
     """Return ``(float(loss), grad)``, or raise ``NonFiniteLossError`` naming the culprit."""
     if np.isfinite(loss):
-        if np.all(np.isfinite(grad)):
+        if grad.all_finite() if is_device_array(grad) else np.all(np.isfinite(grad)):
             return float(loss), grad
         what = "gradient is " + ("nan" if np.isnan(grad).any() else "inf")
     else:
@@ -47,6 +47,8 @@ def _finite_or_raise(loss, grad, name, where, **inputs):
 
 
 def _float_array(a, name):
+    if is_device_array(a):
+        return a                       # GPU arrays are float32 already (or refused by the op)
     a = np.asarray(a)
     if a.dtype.kind in "iub":
         a = a.astype(np.float32)

@@ -18,6 +18,9 @@ def register(sub):
     p.add_argument("--quick", action="store_true", help="student shapes only, fewer repetitions (a smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON to PATH")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="kernels: 'cuda' checks every CUDA kernel against the CPU kernel at the "
+                        "real layer shapes, then times them with CUDA events (needs a GPU)")
     p.set_defaults(func=run)
 
 
@@ -28,6 +31,8 @@ def run(args):
         raise CLIError("--reps must be at least 1")
     if args.what == "select":
         return run_select(args)
+    if args.device == "cuda":
+        return run_cuda(args)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -57,3 +62,28 @@ def run_select(args):
             json.dump(result, f, indent=1, default=str)
         log(f"wrote {args.json}")
     return 0
+
+
+def run_cuda(args):
+    from tinyface.bench import cuda as bench_cuda
+    from tinyface.cli import CLIError
+    from tinyface.cuda import CudaUnavailableError, require_cuda
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        require_cuda()
+    except CudaUnavailableError as exc:
+        raise CLIError(f"{exc}. Without a GPU, the simulator and PTX tests carry correctness: "
+                       f"python -m pytest tests/test_cuda_kernels.py tests/test_cuda_step.py "
+                       f"tests/test_cuda_ptx.py") from None
+    result = bench_cuda.run_cuda_bench(reps=args.reps, quick=args.quick, seed=args.seed, log=log)
+    if not result.get("available"):
+        raise CLIError(result["reason"])
+    print(bench_cuda.format_report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        log(f"wrote {args.json}")
+    return 0 if result.get("passed") else 1

@@ -14,8 +14,6 @@ A ``FaceNet`` is a registered layer whose ``config()`` holds its spec, so
 ``tinyface.checkpoint.save_model`` / ``load_model`` round-trip it (import
 ``tinyface.models`` before ``load_model`` so that ``FaceNet`` is registered).
 """
-import numpy as np
-
 from tinyface import nn
 from tinyface.models.spec import build_features, normalize_spec
 from tinyface.nn.module import Module, register_layer
@@ -57,7 +55,7 @@ class FaceNet(Module):
         return self.spec["num_classes"]
 
     def _check(self, x):
-        x = np.asarray(x)
+        x = self.check_input(x)
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             c, s, _ = self.input_shape
             raise ValueError(f"{self!r}: expected faces of shape (N, {c}, {s}, {s}), got {x.shape}")
@@ -104,7 +102,7 @@ class FaceNet(Module):
             if self.dropout is not None:
                 g = self.dropout.backward(g)
         if dembedding is not None:
-            dembedding = np.asarray(dembedding, dtype=np.float32)
+            dembedding = self.check_grad(dembedding)
             g = dembedding if g is None else g + dembedding
         return self.features.backward(g)
 

@@ -41,8 +41,6 @@ import copy
 import json
 import numbers
 
-import numpy as np
-
 from tinyface import nn
 from tinyface.nn.module import Module, build_layer, register_layer
 
@@ -264,7 +262,7 @@ class Residual(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dz = self.act.backward(dout) if self.act is not None else np.asarray(dout, np.float32)
+        dz = self.act.backward(dout) if self.act is not None else self.check_grad(dout)
         dx = self.body.backward(dz)                                # (N, C, H, W)
         return dx + (self.shortcut.backward(dz) if self.shortcut is not None else dz)
 

@@ -17,7 +17,7 @@ class ReLU(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.relu_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        return ops.relu_backward(self.check_grad(dout), self.cache)
 
 
 @register_layer
@@ -54,6 +54,6 @@ class PReLU(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dx, dalpha = ops.prelu_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        dx, dalpha = ops.prelu_backward(self.check_grad(dout), self.cache)
         self.grads["weight"] += dalpha
         return dx

@@ -35,4 +35,4 @@ class Dropout(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.dropout_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        return ops.dropout_backward(self.check_grad(dout), self.cache)

@@ -13,6 +13,8 @@ prefixes exactly as PyTorch's ``state_dict`` does (``"0.weight"``, ``"3.running_
 """
 import numpy as np
 
+from tinyface.backend import is_device_array
+
 # layer type name -> class, filled by ``register_layer``; used to rebuild a model
 # from its JSON architecture record (see ``Module.config`` and ``build_layer``).
 LAYER_TYPES = {}
@@ -73,6 +75,14 @@ class Module:
             g.fill(0.0)
         for child in self._children.values():
             child.zero_grad()
+
+    def to(self, device):
+        """Move params, grads and buffers to ``"cuda"`` (GPU DeviceTensors) or back to
+        ``"cpu"``, in place; returns self. Build the optimizer afterwards
+        (``tinyface.cuda.DeviceSGD`` on the GPU). Without a GPU, raises
+        ``tinyface.cuda.CudaUnavailableError`` with a one-line reason."""
+        from tinyface.cuda.arrays import module_to
+        return module_to(self, device)
 
     def train(self, mode=True):
         self.training = bool(mode)
@@ -154,9 +164,11 @@ class Module:
 
         Other float/int dtypes are converted; complex/object/bool arrays are refused.
         A wrong rank or channel count raises ``ValueError`` naming this layer, the
-        expected shape and the given shape.
+        expected shape and the given shape. A GPU array (always float32, C-contiguous)
+        is checked the same way and passed through without a copy.
         """
-        x = np.asarray(x)
+        if not is_device_array(x):
+            x = np.asarray(x)
         if x.dtype.kind not in "fiu":
             raise TypeError(f"{self!r}: expected a float32 array, got dtype {x.dtype}")
         if ndim is not None and x.ndim != ndim:
@@ -165,9 +177,15 @@ class Module:
         if channels is not None and x.shape[channel_axis] != channels:
             want = _shape_text(x.ndim, channels, channel_axis)
             raise ValueError(f"{self!r}: expected input of shape {want}, got {x.shape}")
+        if is_device_array(x):
+            return x
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
         return x
+
+    def check_grad(self, dout):
+        """The upstream gradient as float32: a host array converted, a GPU array as is."""
+        return dout if is_device_array(dout) else np.asarray(dout, dtype=np.float32)
 
 
 def _shape_text(ndim, channels, channel_axis=1):

@@ -41,7 +41,7 @@ class _BatchNorm(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dx, dgamma, dbeta = ops.batchnorm_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        dx, dgamma, dbeta = ops.batchnorm_backward(self.check_grad(dout), self.cache)
         self.grads["weight"] += dgamma
         self.grads["bias"] += dbeta
         return dx

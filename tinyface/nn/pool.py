@@ -5,8 +5,6 @@
 means ``stride = kernel_size``, as in PyTorch. Output size per axis:
 ``floor((H + 2 * padding - kernel) / stride) + 1``.
 """
-import numpy as np
-
 from tinyface.backend import ops
 from tinyface.nn.module import Module, register_layer
 
@@ -41,7 +39,7 @@ class _Pool2d(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return getattr(ops, self._op + "_backward")(np.asarray(dout, dtype=np.float32), self.cache)
+        return getattr(ops, self._op + "_backward")(self.check_grad(dout), self.cache)
 
 
 @register_layer
@@ -69,7 +67,7 @@ class GlobalAvgPool2d(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.global_avgpool_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        return ops.global_avgpool_backward(self.check_grad(dout), self.cache)
 
 
 @register_layer
@@ -87,4 +85,4 @@ class Flatten(Module):
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.flatten_backward(np.asarray(dout, dtype=np.float32), self.cache)
+        return ops.flatten_backward(self.check_grad(dout), self.cache)

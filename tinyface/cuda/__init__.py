@@ -1,0 +1,129 @@
+"""numba.cuda tier: every op as a CUDA kernel, the data kept on the GPU.
+
+Same op names and signatures as ``tinyface.kernels`` (the Numba CPU tier) and
+``tinyface.reference`` (NumPy), so the backend proxy dispatches here with
+``set_backend("cuda")``. The ops take and return ``DeviceTensor`` objects (float32
+arrays in GPU memory, see ``tinyface.cuda.arrays``); a host array handed to an op is
+copied to the GPU, and the copy is counted (``transfer_counts()``) or, inside
+``strict_transfers()``, refused with a message saying how to move it on purpose.
+
+    from tinyface import cuda as tcuda
+    ok, reason = tcuda.cuda_available()         # (True, "...") or (False, "why not")
+    model = tcuda.module_to(model, "cuda")      # params, grads, buffers -> GPU, in place
+    opt = tcuda.DeviceSGD(model.parameters_and_grads(), lr=0.1, momentum=0.9)
+
+Modules, one per op family, each a CPU-reference-first file in the style of llm.c's
+``dev/cuda``: ``gemm`` (the shared-memory tiled matrix product under conv and linear),
+``conv``, ``linear``, ``batchnorm``, ``activation``, ``pool``, ``dropout``, ``losses``,
+``optim`` (device SGD), ``reduce`` (the deterministic two-pass per-channel sums),
+``arrays`` (host <-> device), ``launch`` (block sizes, simulator switch), ``selfcheck``
+(CUDA against CPU, at tiny shapes under the simulator or real shapes on a GPU).
+
+Importing this package is cheap: it imports neither numba.cuda nor any kernel until an
+op or helper is first used. Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before numba
+is imported) runs every kernel in numba's simulator: one Python thread per CUDA
+thread, so only tiny shapes (the tests) are practical.
+"""
+import os
+
+from tinyface.kernels._lazy import lazy_exports
+
+# submodules whose public functions this package re-exports (ops first)
+MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "losses",
+           "arrays", "optim"]
+
+# the kernel modules the PTX test compiles (each has a ``PTX_SIGNATURES`` dict)
+KERNEL_MODULES = ["gemm", "reduce", "arrays", "conv", "linear", "batchnorm", "activation",
+                  "pool", "dropout", "losses", "optim"]
+
+HOW_TO_CPU = ("run on the CPU with --device cpu (tinyface.backend.set_backend('numba')), or set "
+              "NUMBA_ENABLE_CUDASIM=1 before starting Python to simulate the GPU "
+              "(slow: tiny shapes only)")
+
+
+class CudaUnavailableError(RuntimeError):
+    """No GPU (and no simulator): the message is one line saying what to do instead."""
+
+
+def simulator_enabled():
+    """True when numba's CUDA simulator is on (``NUMBA_ENABLE_CUDASIM=1``).
+
+    numba reads the variable once, when it is first imported; this reports what numba
+    uses (or, before numba is imported, what it will use).
+    """
+    import sys
+    if "numba" in sys.modules:
+        from numba import config
+        return bool(config.ENABLE_CUDASIM)
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def cuda_available():
+    """``(ok, reason)``: can the CUDA tier run here, and a one-line reason either way.
+
+    ``ok`` is True with a real GPU (the reason names it) or under the simulator.
+    Never raises and never prints.
+    """
+    try:
+        from numba import cuda
+    except Exception as exc:  # numba without its CUDA target
+        return False, (f"numba.cuda cannot be imported ({type(exc).__name__}: {exc}); "
+                       f"install the GPU extra with pip install -e '.[cuda]'")
+    if simulator_enabled():
+        return True, ("numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1): every GPU thread runs "
+                      "as a Python thread, for tests on tiny shapes, not for speed")
+    try:
+        if not cuda.is_available():
+            return False, f"no CUDA GPU found ({_driver_error(cuda)})"
+        dev = cuda.get_current_device()
+        name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+        cc = dev.compute_capability
+        return True, f"{name} (compute capability {cc[0]}.{cc[1]})"
+    except Exception as exc:
+        return False, f"the CUDA driver failed: {_first_line(exc)}"
+
+
+def _first_line(exc):
+    """The first sentence of an exception's message, on one line (numba's driver errors
+    span several lines)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text.split(". ")[0].rstrip(":. ") or type(exc).__name__
+
+
+def _driver_error(cuda):
+    """numba's own reason for having no GPU, on one line."""
+    try:
+        cuda.current_context()
+    except Exception as exc:
+        return _first_line(exc)
+    return "numba.cuda.is_available() is False"
+
+
+def require_cuda():
+    """Raise ``CudaUnavailableError`` (one line: why, and how to use the CPU) unless the
+    CUDA tier can run; return the availability reason otherwise."""
+    ok, reason = cuda_available()
+    if not ok:
+        raise CudaUnavailableError(f"CUDA is not available: {reason}; {HOW_TO_CPU}")
+    return reason
+
+
+def ptx_signatures():
+    """Every kernel and the signatures it is launched with: ``[(module, name, dispatcher,
+    signature string), ...]``, what ``tests/test_cuda_ptx.py`` compiles for sm_90."""
+    import importlib
+    out = []
+    for mod in KERNEL_MODULES:
+        module = importlib.import_module(f"{__name__}.{mod}")
+        for name, sigs in module.PTX_SIGNATURES.items():
+            for sig in sigs:
+                out.append((mod, name, getattr(module, name), sig))
+    return out
+
+
+__getattr__, _lazy_dir = lazy_exports(__name__, MODULES)
+
+
+def __dir__():
+    return sorted(set(_lazy_dir()) | {"cuda_available", "require_cuda", "simulator_enabled",
+                                      "CudaUnavailableError", "ptx_signatures"})
