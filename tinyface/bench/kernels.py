@@ -94,6 +94,21 @@ def student_throughput(reps, seed):
     return {"infer_b1": 1 / t1, "infer_b256": 256 / t256, "train_b256": 256 / tt}
 
 
+def zoo_throughput(reps, seed, quick=False):
+    """Inference faces/s of the deployable student (158 identities) and the teacher."""
+    from tinyface.models import build_student, build_teacher
+    rng = np.random.default_rng(seed)
+    student = build_student(158, seed=seed).eval()
+    x = rng.standard_normal((256, 3, 16, 16)).astype(np.float32)
+    out = {"student_b1": 1 / median_seconds(lambda: student.forward(x[:1]), reps=max(50, reps * 10), warmup=3),
+           "student_b256": 256 / median_seconds(lambda: student.forward(x), reps=reps, warmup=2)}
+    if not quick:
+        teacher = build_teacher(158, seed=seed).eval()
+        xt = rng.standard_normal((64, 3, 64, 64)).astype(np.float32)
+        out["teacher_b64"] = 64 / median_seconds(lambda: teacher.forward(xt), reps=max(3, reps // 2), warmup=1)
+    return out
+
+
 def threading_trap(reps, seed):
     """The student at batch 256 with its Linear layer on NumPy's BLAS, then as shipped.
 
@@ -145,6 +160,8 @@ def run(reps=10, quick=False, seed=0, log=print):
                              max(3, reps // 2), 3.0, peak, "teacher")
     log("student throughput ...")
     through = student_throughput(reps, seed)
+    log("deployable student and teacher inference ...")
+    through.update(zoo_throughput(reps, seed, quick))
     log("threading trap ...")
     trap = threading_trap(max(3, reps // 2), seed)
     return {"sgemm_peak_gflops": peak, "threads": numba.get_num_threads(),
@@ -168,7 +185,12 @@ def format_report(result):
               f"| inference, batch 1 | {s['infer_b1']:,.0f} | 3,000 |",
               f"| inference, batch 256 | {s['infer_b256']:,.0f} | 10,000 |",
               f"| training step, batch 256 | {s['train_b256']:,.0f} | 3,500 |",
-              "", "| threading trap (Linear on NumPy BLAS next to numba's threads) | faces/s | vs shipped |",
+              "", "| deployable models, inference | faces/s |", "|---|---:|",
+              f"| student (16x16, 158 identities), batch 1 | {s['student_b1']:,.0f} |",
+              f"| student (16x16, 158 identities), batch 256 | {s['student_b256']:,.0f} |"]
+    if "teacher_b64" in s:
+        lines.append(f"| teacher (64x64), batch 64 | {s['teacher_b64']:,.0f} |")
+    lines += ["", "| threading trap (Linear on NumPy BLAS next to numba's threads) | faces/s | vs shipped |",
               "|---|---:|---:|",
               f"| inference, batch 256 | {t['trap_b256']:,.0f} | {t['trap_b256'] / s['infer_b256']:.2f}x |",
               f"| inference, batch 1, parallel kernels forced | {t['trap_b1']:,.0f} | "
