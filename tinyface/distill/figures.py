@@ -34,8 +34,9 @@ def _largest_identities(labels, mask, n):
 
 def plot_selection_montage(hr_images, labels, mask, path, names=None, identities=6,
                            per_identity=10):
-    """HR faces of a few identities, one row each: the selected faces first (green
-    frame), then the unselected ones (faded, grey frame). Returns the path."""
+    """HR faces of a few identities, one row each: selected faces (green frame) on the
+    left, unselected ones (faded, grey frame) on the right, half the columns each when
+    both kinds are there. Returns the path."""
     mask = np.asarray(mask, bool)
     ids = _largest_identities(labels, mask, identities)
     if len(ids) == 0:
@@ -45,7 +46,9 @@ def plot_selection_montage(hr_images, labels, mask, path, names=None, identities
     axes = fig.subplots(len(ids), cols, squeeze=False)
     for i, k in enumerate(ids):
         rows = np.flatnonzero(labels == k)
-        rows = np.r_[rows[mask[rows]], rows[~mask[rows]]][:cols]
+        sel_rows, other = rows[mask[rows]], rows[~mask[rows]]
+        n_sel = min(len(sel_rows), max(cols - len(other), (cols + 1) // 2))
+        rows = np.r_[sel_rows[:n_sel], other[:cols - n_sel]]
         for j in range(cols):
             ax = axes[i, j]
             ax.set_xticks([])
