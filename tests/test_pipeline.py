@@ -102,5 +102,9 @@ def test_verification_experiment_on_made_up_folds():
                                   folds=1, log=lambda m: None)
     assert res["folds"] == 1 and len(res["student"]["per_fold"]) == 1
     assert 0.0 <= res["student"]["accuracy"] <= 1.0
+    assert "cross" not in res
+    cross = verification_experiment(ds, pairs, TrainConfig(epochs=1, batch_size=8), lr_size=8,
+                                    folds=1, cross_resolution=True, log=lambda m: None)
+    assert 0.0 <= cross["cross"]["accuracy"] <= 1.0 and len(cross["cross"]["roc"]["far"]) > 1
     with pytest.raises(ValueError, match="folds"):
         verification_experiment(ds, pairs, TrainConfig(epochs=1), folds=3, log=lambda m: None)
