@@ -14,7 +14,7 @@ def register(sub):
     p.add_argument("--identities", type=int, default=50, help="synthetic identities")
     p.add_argument("--images-per-identity", type=int, default=24, help="synthetic images per identity")
     p.add_argument("--lr-size", type=int, default=16, choices=[8, 12, 16, 24, 32], help="LR face side")
-    p.add_argument("--teacher-epochs", type=int, default=12, help="teacher training epochs")
+    p.add_argument("--teacher-epochs", type=int, default=30, help="teacher training epochs")
     p.add_argument("--student-epochs", type=int, default=30, help="student training epochs")
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="folder for models, plots and results")
     p.add_argument("--seed", type=int, default=0, help="seeds faces' split, weights, shuffling and augmentation")
