@@ -53,6 +53,7 @@ def test_cli_train_student_evaluate_and_errors(tmp_path, capsys):
     out = str(tmp_path / "s")
     assert main(["train-student", *ARGS, "--out", out]) == 0
     assert "student test top-1" in capsys.readouterr().out
+    assert "student test top-1" in (tmp_path / "s" / "log.txt").read_text()
     assert main(["evaluate", "--student", out, *ARGS, "--out", str(tmp_path / "ev")]) == 0
     text = capsys.readouterr().out
     assert "| student at LR | 8px |" in text

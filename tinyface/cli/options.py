@@ -85,5 +85,18 @@ def log(msg):
     print(msg, flush=True)
 
 
+def tee_log(out_dir, name="log.txt"):
+    """A ``log`` that prints and also appends each line to ``OUT/log.txt``."""
+    import os
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name)
+
+    def write(msg):
+        print(msg, flush=True)
+        with open(path, "a") as f:
+            f.write(f"{msg}\n")
+    return write
+
+
 def warn(msg):
     print(msg, file=sys.stderr, flush=True)

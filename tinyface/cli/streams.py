@@ -3,7 +3,7 @@ import argparse
 
 from tinyface.cli import CLIError
 from tinyface.cli.options import (add_common, add_data_options, add_train_options,
-                                  config_from_args, log, split_from_args)
+                                  config_from_args, split_from_args, tee_log)
 
 HELP = {
     "teacher": "train the teacher on HR faces (the default VGG-style teacher, 64x64)",
@@ -15,7 +15,7 @@ def register(sub):
     for stream, (epochs, batch) in (("teacher", (40, 64)), ("student", (30, 64))):
         p = sub.add_parser(f"train-{stream}", help=HELP[stream], description=HELP[stream] + ". "
                            "Writes OUT/model.npz (best validation accuracy), checkpoint.npz "
-                           "(every epoch, for --resume), history.json, curves.png and metrics.json.",
+                           "(every epoch, for --resume), history.json, curves.png, metrics.json and log.txt.",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         add_data_options(p)
         add_train_options(p, epochs=epochs, batch_size=batch)
@@ -31,6 +31,7 @@ def run(args):
     from tinyface.train import NoCheckpointError, ResumeMismatchError, TrainingDiverged
     cfg = config_from_args(args)
     split = split_from_args(args)
+    log = tee_log(args.out)
     try:
         result = train_stream(split, args.stream, cfg, args.out, arch=args.arch,
                               resume=args.resume, log=log)
@@ -39,5 +40,5 @@ def run(args):
     m = result["metrics"]
     log(f"{args.stream} test top-1 {100 * m['top1']:.1f}%  top-5 {100 * m['top5']:.1f}%  "
         f"({m['faces']} faces at {m['input_size']}px; trained in {m['train_seconds']:.0f} s)")
-    log(f"wrote {args.out}/model.npz, metrics.json, curves.png")
+    log(f"wrote {args.out}/model.npz, metrics.json, curves.png, history.json, log.txt")
     return 0
