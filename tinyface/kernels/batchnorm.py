@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from tinyface.kernels.threading import compile_pair, use_parallel
+from tinyface.reference.batchnorm import _check as _check_shapes  # shared argument checks
 
 
 def _bn_forward_kernel(x, gamma, beta, mean, var, inv_std, training, eps, out):
@@ -87,19 +88,9 @@ _backward_serial, _backward_parallel = compile_pair(_bn_backward_kernel, fastmat
 
 
 def _check(x, gamma, beta, running_mean, running_var, training):
-    if x.ndim < 2:
-        raise ValueError(f"batchnorm: x must be (N, C, ...), got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"batchnorm: x must be a float array, got dtype {x.dtype}")
-    C = x.shape[1]
-    for name, a in (("gamma", gamma), ("beta", beta),
-                    ("running_mean", running_mean), ("running_var", running_var)):
-        if np.shape(a) != (C,):
-            raise ValueError(f"batchnorm: {name} must have shape ({C},), got {np.shape(a)}")
-    m = x.size // max(C, 1)
-    if training and m < 2:
-        raise ValueError(f"batchnorm: expected more than 1 value per channel when training, "
-                         f"got input of shape {x.shape}")
+    _check_shapes(x, gamma, beta, running_mean, running_var, training)
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, training):

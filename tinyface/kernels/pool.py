@@ -14,6 +14,8 @@ from numba import njit, prange
 
 from tinyface.kernels.threading import compile_pair, use_parallel
 from tinyface.reference.pool import pool_geometry as _geometry  # shared argument checks
+# flatten is a reshape of a contiguous array: both tiers share the reference's
+from tinyface.reference.pool import flatten_backward, flatten_forward  # noqa: F401
 
 
 def _maxpool_forward_kernel(x, kh, kw, sh, sw, ph, pw, out, arg):
@@ -246,26 +248,3 @@ def global_avgpool_backward(dout, cache):
     if dx.size:
         _global_avgpool_backward_kernel(dout, dx)
     return dx.reshape(shape)
-
-
-def flatten_forward(x):
-    """(N, C, H, W) -> (N, C*H*W), row-major (PyTorch's ``nn.Flatten``); no copy.
-
-    x: (N, ...) any dtype with at least one axis.
-    """
-    x = np.ascontiguousarray(x)
-    if x.ndim < 1:
-        raise ValueError("flatten: x must have a batch axis")
-    return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape
-
-
-def flatten_backward(dout, cache):
-    """Reshape the gradient back to the input's shape.
-
-    dout: (N, D) float; cache: from ``flatten_forward``.
-    """
-    shape = cache
-    dout = np.asarray(dout)
-    if dout.size != int(np.prod(shape)) or dout.ndim != 2 or dout.shape[0] != shape[0]:
-        raise ValueError(f"flatten_backward: dout has shape {dout.shape}, input was {shape}")
-    return dout.reshape(shape)
