@@ -24,6 +24,7 @@ from numba import cuda
 
 from tinyface.cuda.arrays import DeviceTensor, is_device_array, to_device
 from tinyface.cuda.launch import TPB, blocks
+from tinyface.optim.optimizer import _as_triples
 from tinyface.optim.sgd import SGD
 
 
@@ -50,30 +51,15 @@ def sgd_kernel(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first
         p[i] = p[i] - lr * d
 
 
-def _check_triples(params):
-    if hasattr(params, "parameters_and_grads"):
-        params = params.parameters_and_grads()
-    triples = list(params)
-    if not triples:
-        raise ValueError("optimizer got an empty parameter list")
-    seen = set()
-    for item in triples:
-        if not (isinstance(item, tuple) and len(item) == 3):
-            raise TypeError(f"expected (name, param, grad) triples, got {item!r:.80}")
-        name, p, g = item
-        if name in seen:
-            raise ValueError(f"parameter name {name!r} appears twice")
-        seen.add(name)
-        if not (isinstance(p, DeviceTensor) and isinstance(g, DeviceTensor)):
-            kind = "host (NumPy)" if not (is_device_array(p) and is_device_array(g)) else "foreign"
-            raise TypeError(f"parameter {name!r}: DeviceSGD updates GPU DeviceTensors, got "
-                            f"{kind} arrays; move the model first with "
-                            f"tinyface.cuda.module_to(model, 'cuda'), or use tinyface.optim.SGD")
-        if p.dtype != np.float32 or g.dtype != np.float32:
-            raise TypeError(f"parameter {name!r}: expected float32, got {p.dtype} and {g.dtype}")
-        if p.shape != g.shape:
-            raise ValueError(f"parameter {name!r}: param shape {p.shape} != grad shape {g.shape}")
-    return triples
+def _check_device_arrays(name, p, g):
+    """``(name, param, grad)`` on the GPU: float32 DeviceTensors (host arrays refused)."""
+    if not (isinstance(p, DeviceTensor) and isinstance(g, DeviceTensor)):
+        kind = "host (NumPy)" if not (is_device_array(p) and is_device_array(g)) else "foreign"
+        raise TypeError(f"parameter {name!r}: DeviceSGD updates GPU DeviceTensors, got "
+                        f"{kind} arrays; move the model first with "
+                        f"tinyface.cuda.module_to(model, 'cuda'), or use tinyface.optim.SGD")
+    if p.dtype != np.float32 or g.dtype != np.float32:
+        raise TypeError(f"parameter {name!r}: expected float32, got {p.dtype} and {g.dtype}")
 
 
 class DeviceSGD(SGD):
@@ -86,7 +72,7 @@ class DeviceSGD(SGD):
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
-        triples = _check_triples(params)
+        triples = _as_triples(params, _check_device_arrays)
         # the base class checks NumPy triples: hand it host stand-ins of the same shapes,
         # then put the device tensors in their place
         stand_ins = [(n, np.empty(p.shape, np.float32), np.empty(p.shape, np.float32))

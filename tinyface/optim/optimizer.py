@@ -18,8 +18,12 @@ import fnmatch
 import numpy as np
 
 
-def _as_triples(params):
-    """Accept a ``Module`` (anything with ``parameters_and_grads``) or a list of triples."""
+def _as_triples(params, check_arrays=None):
+    """Accept a ``Module`` (anything with ``parameters_and_grads``) or a list of triples.
+
+    ``check_arrays(name, param, grad)`` validates each pair of arrays (default: host
+    NumPy float arrays of one dtype, writable); the device optimizer passes its own.
+    """
     if hasattr(params, "parameters_and_grads"):
         params = params.parameters_and_grads()
     triples = list(params)
@@ -33,16 +37,20 @@ def _as_triples(params):
         if name in seen:
             raise ValueError(f"parameter name {name!r} appears twice")
         seen.add(name)
-        if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)):
-            raise TypeError(f"parameter {name!r}: param and grad must be NumPy arrays")
-        if p.dtype.kind != "f" or g.dtype != p.dtype:
-            raise TypeError(f"parameter {name!r}: expected float arrays of one dtype, "
-                            f"got param {p.dtype} and grad {g.dtype}")
+        (check_arrays or _check_host_arrays)(name, p, g)
         if p.shape != g.shape:
             raise ValueError(f"parameter {name!r}: param shape {p.shape} != grad shape {g.shape}")
-        if not p.flags.writeable:
-            raise ValueError(f"parameter {name!r} is read-only; the optimizer updates it in place")
     return triples
+
+
+def _check_host_arrays(name, p, g):
+    if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)):
+        raise TypeError(f"parameter {name!r}: param and grad must be NumPy arrays")
+    if p.dtype.kind != "f" or g.dtype != p.dtype:
+        raise TypeError(f"parameter {name!r}: expected float arrays of one dtype, "
+                        f"got param {p.dtype} and grad {g.dtype}")
+    if not p.flags.writeable:
+        raise ValueError(f"parameter {name!r} is read-only; the optimizer updates it in place")
 
 
 def _matches(name, pattern):
