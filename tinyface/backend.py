@@ -53,6 +53,18 @@ def is_device_array(x):
     return arrays is not None and arrays.is_device_array(x)
 
 
+def place(model):
+    """Put ``model``'s parameters, gradients and buffers where the active tier computes:
+    on the GPU under ``"cuda"``, in host memory otherwise (``model.to``). A model already
+    there is left alone. Returns the model."""
+    params = model.named_parameters()
+    on_gpu = bool(params) and is_device_array(params[0][1])
+    want_gpu = _active["name"] == "cuda"
+    if on_gpu != want_gpu:
+        model.to("cuda" if want_gpu else "cpu")
+    return model
+
+
 class _Ops:
     """Attribute proxy: ``ops.conv2d_forward`` is the active tier's function."""
 

@@ -64,10 +64,15 @@ def _model_arrays(model, metadata, kind):
               "architecture": _json_array(model.config()),
               "metadata": _json_array({} if metadata is None else metadata)}
     for name, p in model.named_parameters():
-        arrays["param/" + name] = p
+        arrays["param/" + name] = _host(p)
     for name, b in model.named_buffers():
-        arrays["buffer/" + name] = b
+        arrays["buffer/" + name] = _host(b)
     return arrays
+
+
+def _host(a):
+    """A host array: a GPU array (model on the CUDA tier) is copied down explicitly."""
+    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
 def _read(path):

@@ -35,6 +35,9 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
+        if getattr(args, "select_device", False):
+            from tinyface.cli.options import use_device
+            use_device(args.device)
         return int(args.func(args) or 0)
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,7 +2,8 @@
 import argparse
 
 from tinyface.cli import CLIError
-from tinyface.cli.options import add_common, add_data_options, log, split_from_args
+from tinyface.cli.options import (add_common, add_data_options, add_device_option, log,
+                                  split_from_args)
 
 # --quick: settings of a smoke run (each applies only where the option was left at its default)
 QUICK = {"identities": 8, "images_per_identity": 8, "hr_size": 32, "lr_size": 8,
@@ -62,6 +63,7 @@ def register(sub):
                    help="a smoke run: tiny synthetic faces (32px HR, 8px LR), teacher-lite, "
                         "few epochs, 2 seeds (only options left at their defaults change)")
     add_common(p, out_default="runs/ablation")
+    add_device_option(p)
     p.set_defaults(func=run, _parser=p)
 
 

@@ -2,6 +2,8 @@
 import argparse
 import time
 
+from tinyface.cli.options import add_device_option
+
 
 def register(sub):
     p = sub.add_parser(
@@ -18,6 +20,7 @@ def register(sub):
     p.add_argument("--student-epochs", type=int, default=30, help="student training epochs")
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="folder for models, plots and results")
     p.add_argument("--seed", type=int, default=0, help="seeds faces' split, weights, shuffling and augmentation")
+    add_device_option(p)
     p.set_defaults(func=run)
 
 

@@ -2,7 +2,7 @@
 import argparse
 
 from tinyface.cli import CLIError
-from tinyface.cli.options import (add_common, add_data_options, add_train_options,
+from tinyface.cli.options import (add_common, add_data_options, add_device_option, add_train_options,
                                   config_from_args, log, split_from_args)
 
 
@@ -27,6 +27,7 @@ def register(sub):
     v.add_argument("--teacher-epochs", type=int, default=15, help="epochs of each fold's teacher")
     add_train_options(p, epochs=20, batch_size=128)
     add_common(p, out_default="runs/evaluate")
+    add_device_option(p)
     p.set_defaults(func=run)
 
 

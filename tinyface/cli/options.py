@@ -51,6 +51,26 @@ def add_common(p, out_default):
                    help="seeds the split, the initial weights, shuffling and augmentation")
 
 
+def add_device_option(p):
+    """``--device cpu|cuda``; ``main`` selects the tier before the command runs."""
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the layers run: 'cpu' (Numba kernels) or 'cuda' (numba.cuda "
+                        "kernels on an NVIDIA GPU; weights, activations, gradients and "
+                        "optimizer state stay on the GPU)")
+    p.set_defaults(select_device=True)
+
+
+def use_device(device):
+    """Select the tier for ``--device``: ``set_backend("cuda")`` or the Numba CPU kernels.
+    Without a GPU: a ``CLIError`` of one line saying why and how to use the CPU."""
+    from tinyface.backend import set_backend
+    from tinyface.cuda import CudaUnavailableError
+    try:
+        set_backend("cuda" if device == "cuda" else "numba")
+    except CudaUnavailableError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def split_from_args(args, log=None):
     """``load_split`` with the command-line options; data errors become one line."""
     from tinyface.data import DataError

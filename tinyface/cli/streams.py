@@ -2,7 +2,7 @@
 import argparse
 
 from tinyface.cli import CLIError
-from tinyface.cli.options import (add_common, add_data_options, add_train_options,
+from tinyface.cli.options import (add_common, add_data_options, add_device_option, add_train_options,
                                   config_from_args, split_from_args, tee_log)
 
 HELP = {
@@ -23,6 +23,7 @@ def register(sub):
         p.add_argument("--arch", choices=arch, default=arch[0],
                        help="architecture from the model zoo (see `python -m tinyface info`)")
         add_common(p, out_default=f"runs/{stream}")
+        add_device_option(p)
         p.set_defaults(func=run, stream=stream)
 
 

@@ -26,15 +26,33 @@ thread, so only tiny shapes (the tests) are practical.
 """
 import os
 
+import numpy as np
+
 from tinyface.kernels._lazy import lazy_exports
+
+
+def _numpy_compat():
+    """Give NumPy back ``np.row_stack`` where it is gone, before numba.cuda compiles anything.
+
+    The out-of-tree ``numba-cuda`` package (0.30 and older, seen on an H100 machine with
+    NumPy 2.5) registers an overload for ``np.row_stack`` when it builds its typing
+    registries, at the first kernel compile; NumPy 2.5 removed that name (deprecated
+    since 2.0 as an alias of ``np.vstack``), so every compile failed with an
+    AttributeError. The alias is the function it always was, set only where missing.
+    """
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+
+
+_numpy_compat()
 
 # submodules whose public functions this package re-exports (ops first)
 MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "losses",
-           "arrays", "optim"]
+           "normalize", "arrays", "optim"]
 
 # the kernel modules the PTX test compiles (each has a ``PTX_SIGNATURES`` dict)
 KERNEL_MODULES = ["gemm", "reduce", "arrays", "conv", "linear", "batchnorm", "activation",
-                  "pool", "dropout", "losses", "optim"]
+                  "pool", "dropout", "losses", "normalize", "optim"]
 
 HOW_TO_CPU = ("run on the CPU with --device cpu (tinyface.backend.set_backend('numba')), or set "
               "NUMBA_ENABLE_CUDASIM=1 before starting Python to simulate the GPU "
@@ -56,6 +74,21 @@ def simulator_enabled():
         from numba import config
         return bool(config.ENABLE_CUDASIM)
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def simulate_unless_gpu():
+    """Call before numba is imported: where no NVIDIA driver is installed, turn numba's
+    CUDA simulator on (``NUMBA_ENABLE_CUDASIM=1``) so that the CUDA tier still runs
+    (slowly, for tiny shapes). Returns ``"gpu"`` or ``"simulator"``: what numba will use.
+    Once numba is imported the choice is made; this then only reports it."""
+    import ctypes.util
+    import sys
+    if "numba" in sys.modules or simulator_enabled():
+        return "simulator" if simulator_enabled() else "gpu"
+    if ctypes.util.find_library("cuda") is None and not os.path.exists("/dev/nvidiactl"):
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+        return "simulator"
+    return "gpu"
 
 
 def cuda_available():
@@ -126,4 +159,5 @@ __getattr__, _lazy_dir = lazy_exports(__name__, MODULES)
 
 def __dir__():
     return sorted(set(_lazy_dir()) | {"cuda_available", "require_cuda", "simulator_enabled",
-                                      "CudaUnavailableError", "ptx_signatures"})
+                                      "simulate_unless_gpu", "CudaUnavailableError",
+                                      "ptx_signatures"})

@@ -2,7 +2,7 @@
 
 A ``DeviceTensor`` is a float32 array in GPU memory: a thin wrapper around a numba
 device array (``.data``) with the few array methods the layers and optimizers use
-(``shape``, ``dtype``, ``reshape``, ``fill``, ``+=``, ``+``, ``[...] = host``), each a
+(``shape``, ``dtype``, ``reshape``, ``fill``, ``+=``, ``+``, ``* scalar``, ``[...] = host``), each a
 kernel launch, never a trip through host memory. It exposes
 ``__cuda_array_interface__``, so any CUDA library can read it.
 
@@ -90,6 +90,14 @@ def add_kernel(x, y, z):
     i = cuda.grid(1)
     if i < z.size:
         z[i] = x[i] + y[i]
+
+
+@cuda.jit
+def scale_kernel(a, x, y):
+    """y[i] = a * x[i]. x, y: (n,) float32; a: float32. grid: blocks(n); block: TPB."""
+    i = cuda.grid(1)
+    if i < y.size:
+        y[i] = a * x[i]
 
 
 @cuda.jit
@@ -237,6 +245,18 @@ class DeviceTensor:
         return out
 
     __radd__ = __add__
+
+    def __mul__(self, a):
+        """``t * a`` for a Python or NumPy scalar ``a``: a new DeviceTensor (elementwise
+        products of two arrays are not supported)."""
+        if not np.isscalar(a) or isinstance(a, (bool, np.bool_, str)):
+            return NotImplemented
+        out = empty(self.shape, self.dtype)
+        _launch_1d(scale_kernel, self.size, self.dtype.type(a), self.data.reshape(self.size),
+                   out.data.reshape(self.size))
+        return out
+
+    __rmul__ = __mul__
 
     def all_finite(self):
         """True when no element is NaN or inf (counted on the GPU; one int comes back)."""
@@ -404,6 +424,7 @@ PTX_SIGNATURES = {
                     "void(int64[::1], int64)"],
     "axpy_kernel": ["void(float32, float32[::1], float32[::1])"],
     "add_kernel": ["void(float32[::1], float32[::1], float32[::1])"],
+    "scale_kernel": ["void(float32, float32[::1], float32[::1])"],
     "cast_kernel": ["void(float64[::1], float32[::1])"],
     "count_nonfinite_kernel": ["void(float32[::1], int64[::1])"],
 }

@@ -35,7 +35,7 @@ TOL = {"exact": 0.0, "elementwise": 1e-6, "reduction": 1e-5, "gemm": 1e-4}
 # the op checks (names are stable: the tests parametrize over them)
 CHECK_NAMES = ["conv2d", "linear", "batchnorm", "relu", "prelu", "maxpool2d", "avgpool2d",
                "global_avgpool", "flatten", "dropout", "softmax_cross_entropy",
-               "feature_regression", "distillation", "device_tensor", "sgd", "bad_input"]
+               "feature_regression", "distillation", "l2_normalize", "device_tensor", "sgd", "adam", "bad_input"]
 
 
 def rel_err(got, want):
@@ -286,6 +286,23 @@ def check_distillation(rep, rng, cases):
         rep.add("distillation", case, "dstudent", d2, d1, "reduction")
 
 
+def check_l2_normalize(rep, rng, cases):
+    """Row-wise L2 normalisation, forward and backward (a zero row included)."""
+    from tinyface import kernels
+    from tinyface import cuda as tc
+    from tinyface.cuda.arrays import to_device
+    for shape in cases:
+        case = "x".join(map(str, shape))
+        x = _f32(rng, *shape)
+        x[0] = 0.0
+        (y2, c2), (y1, c1) = tc.l2_normalize_forward(to_device(x)), kernels.l2_normalize_forward(x)
+        rep.add("l2_normalize", case, "y", y2, y1, "reduction")
+        g = _f32(rng, *shape)
+        rep.add("l2_normalize", case, "dx", tc.l2_normalize_backward(to_device(g), c2),
+                kernels.l2_normalize_backward(g, c1), "reduction")
+        rep.add("l2_normalize", case, "scale", 0.5 * to_device(g), 0.5 * g, "exact")
+
+
 def check_device_tensor(rep, rng, cases):
     """``+=``, ``+``, ``fill``, ``all_finite``, ``t[...] =``: what layers and optimizers use."""
     from tinyface.cuda.arrays import to_device
@@ -333,6 +350,34 @@ def check_sgd(rep, rng, cases):
                 np.array(1.0), "exact")
 
 
+def check_adam(rep, rng, cases):
+    """Three DeviceAdam / DeviceAdamW steps against Adam / AdamW, and the state dict
+    round trip through the CPU class."""
+    from tinyface.cuda.arrays import to_device, zeros
+    from tinyface.cuda.optim import DeviceAdam, DeviceAdamW
+    from tinyface.optim import Adam, AdamW
+    for shape, decoupled, hyper in cases:
+        cls_c, cls_g = (AdamW, DeviceAdamW) if decoupled else (Adam, DeviceAdam)
+        case = f"{cls_c.__name__} {'x'.join(map(str, shape))} {hyper}"
+        p, g = _f32(rng, *shape), np.zeros(shape, np.float32)
+        pd, gd = to_device(p), zeros(shape)
+        cpu, gpu = cls_c([("w", p, g)], **hyper), cls_g([("w", pd, gd)], **hyper)
+        for _ in range(3):
+            step_grad = _f32(rng, *shape)
+            g[...] = step_grad
+            gd[...] = step_grad
+            cpu.step()
+            gpu.step()
+        rep.add("adam", case, "param", pd, p, "elementwise")
+        for key in ("exp_avg", "exp_avg_sq"):
+            rep.add("adam", case, key, gpu.state["w"][key], cpu.state["w"][key], "elementwise")
+        again = cls_g([("w", to_device(p), zeros(shape))], **hyper)
+        again.load_state_dict(cpu.state_dict())
+        same = (gpu.state_dict()["type"] == cls_c.__name__ and again.state["w"]["step"] == 3)
+        rep.add("adam", case, "state_dict round trip", np.array(same, float), np.array(1.0),
+                "exact")
+
+
 def _outcome(fn, exc_type, text):
     """1.0 when ``fn()`` raises ``exc_type`` with ``text`` in a one-line message, else 0.0."""
     try:
@@ -374,7 +419,7 @@ def check_bad_input(rep, rng, cases):
         host_w = np.zeros(3, np.float32)
         expect = [
             ("DeviceSGD on host params", lambda: DeviceSGD([("w", host_w, host_w)], lr=0.1),
-             TypeError, "module_to(model, 'cuda')"),
+             TypeError, "model.to('cuda')"),
             ("float64 GPU array refused", lambda: tc.relu_forward(to_device(x, np.float64)),
              TypeError, "float32"),
             ("unknown device", lambda: module_to(object(), "tpu"), ValueError, "'cuda' or 'cpu'"),
@@ -404,12 +449,16 @@ def tiny_cases():
         "softmax_cross_entropy": [(4, 5)],
         "feature_regression": [(3, 4, False), (3, 4, True)],
         "distillation": [(3, 4, 2.0)],
+        "l2_normalize": [(3, 5), (20, 2)],
         "device_tensor": [(3, 5)],
         "bad_input": [(2, 3)],
         "sgd": [((7,), dict(lr=0.1)),
                 ((3, 5), dict(lr=0.1, momentum=0.9, weight_decay=5e-4)),
                 ((3, 5), dict(lr=0.05, momentum=0.9, nesterov=True)),
                 ((3, 5), dict(lr=0.05, momentum=0.5, dampening=0.1))],
+        "adam": [((7,), False, dict(lr=0.01)),
+                 ((3, 5), False, dict(lr=0.01, weight_decay=5e-4)),
+                 ((3, 5), True, dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1))],
     }
 
 
@@ -444,8 +493,11 @@ def real_cases():
     cases["softmax_cross_entropy"] += [(256, 158), (1024, 158)]
     cases["feature_regression"] += [(256, 64, True)]
     cases["distillation"] += [(256, 158, 4.0)]
+    cases["l2_normalize"] += [(256, 256), (1024, 64)]
     cases["device_tensor"] += [(256, 16, 16, 16)]
     cases["sgd"] += [((16, 16, 3, 3), dict(lr=0.1, momentum=0.9, weight_decay=5e-4))]
+    cases["adam"] += [((16, 16, 3, 3), False, dict(lr=1e-3, weight_decay=5e-4)),
+                      ((256, 64), True, dict(lr=1e-3))]
     cases["bad_input"] += [(256, 64)]
     for k, v in cases.items():                  # drop duplicates, keep the order
         cases[k] = list({repr(c): c for c in v}.values())

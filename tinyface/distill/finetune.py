@@ -54,10 +54,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.backend import ops, place
 from tinyface.distill.bank import FeatureBank
 from tinyface.distill.model import DistillStudent
 from tinyface.losses import (distillation_loss, feature_regression_loss,
                              softmax_cross_entropy_loss)
+from tinyface.reference.normalize import l2_normalize_forward
+from tinyface.train.trainer import host_array, input_batch
 
 __all__ = ["VARIANTS", "REGRESSION_VARIANTS", "DEFAULT_MU", "DEFAULT_T", "DEFAULT_KD_WEIGHT",
            "DEFAULT_FINETUNE_LR", "FEATURE_NORMS", "MU_SCHEDULES", "check_ratio",
@@ -180,13 +183,6 @@ def _run_selection(bank, labels, ratio, seed, per_identity, select_kwargs, log):
 
 
 # ---------------------------------------------------------------------- step
-def _normalise(v, eps=1e-12):
-    """Rows of v (N, D) scaled to unit norm: ``(v / ||v||, ||v|| (N, 1))``."""
-    norm = np.sqrt(np.sum(v * v, axis=1, keepdims=True, dtype=np.float32))
-    norm = np.maximum(norm, np.float32(eps))
-    return (v / norm).astype(np.float32), norm
-
-
 def _mu_factor(schedule, step, total):
     if schedule == "constant" or total is None or total <= 1:
         return 1.0
@@ -235,7 +231,7 @@ class DistillStep:
         self.weights = weights
         self.kd = self.kd_weight > 0
         # the targets, normalised once (the bank itself is never changed)
-        self.targets = (_normalise(bank.embeddings)[0] if feature_norm == "l2"
+        self.targets = (l2_normalize_forward(bank.embeddings)[0] if feature_norm == "l2"
                         else bank.embeddings) if self.regress else None
         self.step = 0
         self.parts = []
@@ -250,11 +246,9 @@ class DistillStep:
         pred = adapter.forward(emb)                                     # (b, Dt)
         target = self.targets[idx]                                      # (b, Dt)
         if self.feature_norm == "l2":
-            p_hat, norm = _normalise(pred)
+            p_hat, cache = ops.l2_normalize_forward(pred)               # (b, Dt) unit rows
             loss, dhat = feature_regression_loss(p_hat, target, w)
-            # d(p / |p|) : dpred = (dhat - p_hat <p_hat, dhat>) / |p|
-            radial = np.sum(p_hat * dhat, axis=1, keepdims=True)
-            return loss, ((dhat - p_hat * radial) / norm).astype(np.float32)
+            return loss, ops.l2_normalize_backward(dhat, cache)         # (b, Dt)
         return feature_regression_loss(pred, target, w)
 
     def __call__(self, model, x, batch_indices, labels):
@@ -265,18 +259,18 @@ class DistillStep:
         if self.kd:
             kd_loss, dkd = distillation_loss(logits, self.bank.logits[idx], self.T)
             loss += self.kd_weight * kd_loss
-            dlogits = dlogits + np.float32(self.kd_weight) * dkd
+            dlogits = dlogits + self.kd_weight * dkd                    # Python float: any tier
         demb = None
         if self.regress and self.weights[idx].sum() > 0:
             mu = self.mu_at(self.step)
             reg, dpred = self.regression(model.adapter, emb, idx)
             loss += mu * reg
             if mu > 0:
-                demb = model.adapter.backward(np.float32(mu) * dpred)  # (b, Ds)
+                demb = model.adapter.backward(float(mu) * dpred)        # (b, Ds)
         model.student.backward_both(demb, dlogits)
         self.step += 1
         self.parts.append((ce, kd_loss, reg))
-        correct = int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
+        correct = int(np.count_nonzero(np.argmax(host_array(logits), axis=1) == labels))
         return loss, correct
 
 
@@ -297,7 +291,7 @@ def copy_model(model):
     from tinyface.nn.module import build_layer
     from tinyface.train import rng_states, set_rng_states
     twin = build_layer(model.config())
-    twin.load_state_dict({k: np.array(v, copy=True) for k, v in model.state_dict().items()})
+    twin.load_state_dict({k: np.array(host_array(v), copy=True) for k, v in model.state_dict().items()})
     set_rng_states(twin, rng_states(model))
     twin.train(model.training)
     return twin
@@ -414,9 +408,9 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     regress = variant in REGRESSION_VARIANTS
 
     wrapper = DistillStudent(copy_model(student), teacher_dim=bank.dim, seed=config.seed)
-    wrapper.train()
+    place(wrapper).train()                    # on the GPU under set_backend("cuda")
     resid = None
-    targets = (_normalise(bank.embeddings)[0] if feature_norm == "l2" else bank.embeddings)
+    targets = (l2_normalize_forward(bank.embeddings)[0] if feature_norm == "l2" else bank.embeddings)
     if regress and adapter_init == "lstsq" and not resume:
         resid = init_adapter_lstsq(wrapper, split.lr_train, targets, w)
         wrapper.train()
@@ -473,9 +467,9 @@ def _initial_regression(wrapper, lr_images, targets, w, feature_norm, limit=512)
     from tinyface.eval import embed_images
     rows = np.flatnonzero(w > 0)[:limit]
     emb = embed_images(wrapper.student, lr_images[rows])
-    pred = wrapper.adapter.forward(emb)
+    pred = wrapper.adapter.forward(input_batch(emb))                    # (M, Dt)
     if feature_norm == "l2":
-        pred = _normalise(pred)[0]
+        pred = ops.l2_normalize_forward(pred)[0]
     loss, _ = feature_regression_loss(pred, np.asarray(targets)[rows], w[rows])
     wrapper.train()
     return float(loss)

@@ -49,7 +49,8 @@ def predict_batches(fn, images, batch_size=256, transform=None):
         batch = x[start:start + batch_size]                         # (n_b, C, H, W)
         if transform is not None:
             batch = transform(batch)
-        y = np.asarray(fn(batch))                                   # (n_b, D)
+        y = fn(batch)                                               # (n_b, D)
+        y = y.copy_to_host() if hasattr(y, "copy_to_host") else np.asarray(y)  # GPU -> host
         if y.ndim < 1 or len(y) != len(batch):
             raise ValueError(f"fn returned shape {y.shape} for a batch of {len(batch)}; "
                              f"expected ({len(batch)}, D)")
@@ -62,12 +63,16 @@ def predict_batches(fn, images, batch_size=256, transform=None):
 
 
 class _EvalMode:
-    """Context manager: ``model.eval()`` inside, previous training mode restored after."""
+    """Context manager: ``model.eval()`` inside (the model placed where the active backend
+    computes, see ``tinyface.backend.place``), previous training mode restored after."""
 
     def __init__(self, model):
         self.model = model
 
     def __enter__(self):
+        if hasattr(self.model, "named_parameters"):
+            from tinyface.backend import place
+            place(self.model)                      # on the GPU under set_backend("cuda")
         self.was_training = bool(getattr(self.model, "training", False))
         if hasattr(self.model, "train"):
             self.model.train(False)

@@ -31,6 +31,15 @@ the divergence, so the last good checkpoint stays as it was.
 
 No NumPy BLAS call (``@``, ``np.dot``) runs in the loop: it would slow down Numba's
 parallel kernels (see ``tinyface.kernels.threading``).
+
+On the GPU. Under ``tinyface.set_backend("cuda")`` (``--device cuda``), ``fit`` moves
+the model to the GPU (``model.to("cuda")``) and uses the device optimizer of the same
+name (``tinyface.cuda.DeviceSGD``, ``DeviceAdam``, ``DeviceAdamW``): parameters,
+activations, gradients and optimizer state stay there for the whole run. Each step
+copies one augmented batch up (and its labels) and the loss and the (b, K) logits
+down, for the running accuracy; checkpoints copy the weights down once per epoch and
+are the same files as on the CPU, so a run can be resumed on either tier. The model
+is left on the GPU: evaluate it under the same backend, or ``model.to("cpu")``.
 """
 from __future__ import annotations
 
@@ -42,6 +51,7 @@ import zlib
 
 import numpy as np
 
+from tinyface.backend import get_backend, is_device_array, place
 from tinyface.checkpoint import load_training_state, save_model, save_training_state
 from tinyface.data import augment, iterate_minibatches, to_float
 from tinyface.losses import NonFiniteLossError, softmax_cross_entropy_loss
@@ -95,8 +105,25 @@ def classification_step(model, x, batch_indices, labels):
     logits = model.forward(x)                                      # (b, K)
     loss, dlogits = softmax_cross_entropy_loss(logits, labels)
     model.backward(dlogits)
-    correct = int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
+    correct = int(np.count_nonzero(np.argmax(host_array(logits), axis=1) == labels))
     return loss, correct
+
+
+def host_array(a):
+    """``a`` as a NumPy array: a GPU array is copied down explicitly, a host one passes."""
+    if is_device_array(a):
+        from tinyface.cuda.arrays import to_host
+        return to_host(a)
+    return a
+
+
+def input_batch(x):
+    """A float32 batch where the active backend computes: copied up explicitly under
+    the CUDA backend, unchanged otherwise."""
+    if get_backend() == "cuda":
+        from tinyface.cuda.arrays import to_device
+        return to_device(x)
+    return x
 
 
 def evaluate_classifier(model, images, labels, batch_size=256):
@@ -113,17 +140,17 @@ def evaluate_classifier(model, images, labels, batch_size=256):
         raise ValueError(f"evaluate_classifier: need N >= 1 images and N labels, "
                          f"got {n} images and {len(labels)} labels")
     was_training = model.training
-    model.eval()
+    place(model).eval()
     loss_sum, correct = 0.0, 0
     try:
         for i in range(0, n, batch_size):
             xb = images[i:i + batch_size]
             x = to_float(xb) if xb.dtype == np.uint8 else xb
             yb = labels[i:i + batch_size]
-            logits = model.forward(x)                              # (b, K)
+            logits = model.forward(input_batch(x))                 # (b, K)
             loss, _ = softmax_cross_entropy_loss(logits, yb, where=f"evaluation batch {i // batch_size}")
             loss_sum += loss * len(yb)
-            correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+            correct += int(np.count_nonzero(np.argmax(host_array(logits), axis=1) == yb))
     finally:
         model.train(was_training)
     return loss_sum / n, correct / n
@@ -131,14 +158,19 @@ def evaluate_classifier(model, images, labels, batch_size=256):
 
 # ---------------------------------------------------------------- construction
 def make_optimizer(config, params):
-    """The optimizer named by ``config`` over ``params`` (a Module or triples)."""
+    """The optimizer named by ``config`` over ``params`` (a Module or triples): the
+    device version (``tinyface.cuda.DeviceSGD``, ...) when the parameters are on the GPU."""
     lr, wd = config.learning_rate, config.weight_decay
+    cls = {"sgd": SGD, "adam": Adam, "adamw": AdamW}[config.optimizer]
+    first = next(iter(params.named_parameters() if hasattr(params, "named_parameters")
+                      else [(n, p) for n, p, _ in params]), (None, None))[1]
+    if first is not None and is_device_array(first):
+        from tinyface.cuda.optim import device_optimizer
+        cls = device_optimizer(cls)
     if config.optimizer == "sgd":
-        return SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd,
+        return cls(params, lr=lr, momentum=config.momentum, weight_decay=wd,
                    nesterov=config.nesterov)
-    if config.optimizer == "adam":
-        return Adam(params, lr=lr, weight_decay=wd)
-    return AdamW(params, lr=lr, weight_decay=wd)
+    return cls(params, lr=lr, weight_decay=wd)
 
 
 def steps_per_epoch(config, n):
@@ -233,7 +265,7 @@ def _format_lr(lr):
 
 def _nonfinite_tensor(model):
     for name, arr in model.state_dict().items():
-        if not np.all(np.isfinite(arr)):
+        if not (arr.all_finite() if is_device_array(arr) else np.all(np.isfinite(arr))):
             return name
     return None
 
@@ -297,6 +329,8 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         raise ValueError(f"drop_last with batch_size {config.batch_size} > {n} training faces "
                          f"leaves no batch: lower batch_size")
 
+    on_gpu = get_backend() == "cuda"
+    place(model)                    # params, grads, buffers to the GPU under "cuda"
     optimizer = make_optimizer(config, model)
     schedule = make_lr_schedule(config, steps)
     data_id = {"train": _fingerprint(train_images, train_labels),
@@ -323,7 +357,8 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
     log(f"training on {n} faces of {train_images.shape[2]}x{train_images.shape[3]}"
         f"{f', validating on {len(val_images)}' if val_images is not None else ''}: "
         f"{config.epochs} epochs x {steps} steps of {config.batch_size}, {config.optimizer} "
-        f"lr {config.learning_rate:g} ({config.schedule}), seed {config.seed}")
+        f"lr {config.learning_rate:g} ({config.schedule}), seed {config.seed}"
+        f"{', on the GPU' if on_gpu else ''}")
 
     aug_kwargs = dict(flip=config.flip, max_shift=config.max_shift, crop_scale=config.crop_scale,
                       brightness=config.brightness, contrast=config.contrast)
@@ -357,7 +392,7 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
             xb, yb = train_images[idx], train_labels[idx]          # (b, 3, H, W) uint8, (b,)
             if config.augment:
                 xb = augment(xb, aug_rng, **aug_kwargs)
-            x = to_float(xb)                                       # (b, 3, H, W) float32
+            x = input_batch(to_float(xb))                          # (b, 3, H, W) float32
             lr = schedule.apply(optimizer, epoch * steps + i)
             model.zero_grad()
             try:
