@@ -57,7 +57,7 @@ def run(args):
     }
     table = format_identification(results)
     files = [plots.plot_cmc({k: (v["cmc"]["ranks"], v["cmc"]["rates"]) for k, v in results.items()},
-                            out / "cmc.png", title=f"CMC, {split.describe()}"),
+                            out / "cmc.png", title=f"CMC, {split.meta.get('data', '?')}, {split.num_classes} identities"),
              plots.plot_bars({k: 100 * v["top1"] for k, v in results.items()}, out / "top1.png",
                              ylabel="top-1 identification (%)", title="synthetic faces"),
              out / "teacher" / "curves.png", out / "student" / "curves.png"]

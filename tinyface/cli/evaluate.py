@@ -66,7 +66,7 @@ def run(args):
             results[name] = evaluate_identification(model, split, stream, upsampled=up)
         log(format_identification(results))
         plots.plot_cmc({k: (v["cmc"]["ranks"], v["cmc"]["rates"]) for k, v in results.items()},
-                       out / "cmc.png", title=f"CMC, {split.describe()}")
+                       out / "cmc.png", title=f"CMC, {split.meta.get('data', '?')}, {split.num_classes} identities")
         log(f"wrote {out / 'cmc.png'}")
     if args.verification:
         results["verification"] = _verification(args, out)

@@ -435,6 +435,8 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     parts = {p["epoch"]: p for p in _epoch_parts(step_fn.parts, steps, done)}
     for rec in history:
         rec.update({k: v for k, v in parts.get(rec["epoch"], {}).items() if k != "epoch"})
+    if out_dir is not None:       # fit wrote history.json without the loss parts
+        write_json(Path(out_dir) / "history.json", history)
     seconds = time.perf_counter() - t0
 
     deployable = wrapper.deployable()

@@ -107,10 +107,11 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
     say(table)
     say("")
     files = [out / "results.md"]
+    spread = "one seed" if s["seeds"] == 1 else f"mean ± std over {s['seeds']} seeds"
     top1 = {name: (100 * r["top1"]["mean"], 100 * r["top1"]["std"])
             for name, r in results["rows"].items()}
     files.append(plots.plot_bars(top1, out / "ablation.png", ylabel="top-1 identification (%)",
-                                 title=f"ablation, {results['data']} (mean ± std over seeds)"))
+                                 title=f"ablation, {results['data']} ({spread})"))
     verif = {name: (100 * r["verification"]["mean"], 100 * r["verification"]["std"])
              for name, r in results["rows"].items() if r["verification"]}
     if verif:
