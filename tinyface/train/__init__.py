@@ -8,15 +8,15 @@ checkpoints after every epoch, exact ``--resume`` and training curves.
     history = fit(model, ..., out_dir="runs/student", resume=True)   # continue after a stop
 
 Modules: ``config`` (``TrainConfig``), ``trainer`` (``fit``, ``evaluate_classifier``,
-errors), ``curves`` (the PNG).
+``TrainingDiverged``), ``resume`` (what a checkpoint must match, RNG states),
+``curves`` (the PNG).
 """
 from .config import DEFAULT_LR, OPTIMIZERS, TrainConfig
 from .curves import render_curves, save_curves
+from .resume import NoCheckpointError, ResumeMismatchError, rng_states, set_rng_states
 from .trainer import (CHECKPOINT_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, TIMING_KEYS,
-                      NoCheckpointError, ResumeMismatchError, TrainingDiverged,
-                      classification_step, evaluate_classifier, fit, format_duration,
-                      make_lr_schedule, make_optimizer, rng_states, set_rng_states,
-                      steps_per_epoch)
+                      TrainingDiverged, classification_step, evaluate_classifier, fit,
+                      format_duration, make_lr_schedule, make_optimizer, steps_per_epoch)
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "DEFAULT_LR", "fit", "evaluate_classifier",
            "classification_step", "TrainingDiverged", "NoCheckpointError",

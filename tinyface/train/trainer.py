@@ -47,24 +47,23 @@ import json
 import math
 import os
 import time
-import zlib
 
 import numpy as np
 
 from tinyface.backend import get_backend, is_device_array, place
-from tinyface.checkpoint import load_training_state, save_model, save_training_state
+from tinyface.checkpoint import save_model, save_training_state
 from tinyface.data import augment, iterate_minibatches, to_float
 from tinyface.losses import NonFiniteLossError, softmax_cross_entropy_loss
 from tinyface.optim import SGD, Adam, AdamW, make_schedule
 
 from .config import TrainConfig
 from .curves import save_curves, write_bytes_atomic
+from .resume import STATE_FORMAT, NoCheckpointError, fingerprint, load_resume, rng_states
 
 CHECKPOINT_FILE = "checkpoint.npz"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
 MODEL_FILE = "model.npz"
-STATE_FORMAT = "tinyface-train/1"
 
 # history keys that depend on the machine's speed, not on the computation
 TIMING_KEYS = ("seconds", "faces_per_s")
@@ -81,17 +80,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message, epoch=None, step=None, lr=None, checkpoint=None):
         super().__init__(message)
         self.epoch, self.step, self.lr, self.checkpoint = epoch, step, lr, checkpoint
-
-
-class NoCheckpointError(FileNotFoundError):
-    """``resume=True`` but ``out_dir`` holds no checkpoint."""
-
-    def __str__(self):  # one line, without FileNotFoundError's "[Errno ...]" decoration
-        return self.args[0] if self.args else "no checkpoint"
-
-
-class ResumeMismatchError(ValueError):
-    """The checkpoint was written for another config, architecture or data set."""
 
 
 # --------------------------------------------------------------------------- steps
@@ -186,31 +174,6 @@ def make_lr_schedule(config, steps):
     return make_schedule(config.schedule, config.learning_rate, total, warmup, **kwargs)
 
 
-# ------------------------------------------------------------------ RNG state
-def _generators(module, prefix=""):
-    """``(path, generator)`` for every ``np.random.Generator`` attribute in the tree."""
-    for attr, value in vars(module).items():
-        if isinstance(value, np.random.Generator):
-            yield f"{prefix}{attr}", value
-    for name, child in getattr(module, "_children", {}).items():
-        yield from _generators(child, f"{prefix}{name}.")
-
-
-def rng_states(model):
-    """JSON-able ``{path: bit_generator.state}`` of the model's own generators."""
-    return {path: gen.bit_generator.state for path, gen in _generators(model)}
-
-
-def set_rng_states(model, states):
-    """Restore ``rng_states`` output; the generator paths must match exactly."""
-    gens = dict(_generators(model))
-    if set(gens) != set(states):
-        raise ResumeMismatchError(f"the checkpoint's random generators {sorted(states)} do not "
-                                  f"match the model's {sorted(gens)}")
-    for path, state in states.items():
-        gens[path].bit_generator.state = state
-
-
 # --------------------------------------------------------------------- helpers
 def _check_data(images, labels, what):
     if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype != np.uint8:
@@ -227,26 +190,6 @@ def _check_data(images, labels, what):
     if labels.min() < 0:
         raise ValueError(f"{what} labels must be >= 0, got {labels.min()}")
     return labels.astype(np.int64, copy=False)
-
-
-def _fingerprint(images, labels):
-    """Cheap identity of a data set, to refuse resuming on other data."""
-    if images is None:
-        return None
-    return {"n": int(len(images)), "shape": list(images.shape[1:]),
-            "crc32": zlib.crc32(np.ascontiguousarray(images)) ^ zlib.crc32(np.ascontiguousarray(labels))}
-
-
-def _peek_training_record(path):
-    """The ``training`` and ``architecture`` records of a checkpoint, without loading it."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            record = json.loads(str(data["training"][()]))
-            arch = json.loads(str(data["architecture"][()]))
-    except Exception as e:  # foreign or model-only file
-        raise ResumeMismatchError(f"{path} is not a tinyface training checkpoint "
-                                  f"({type(e).__name__}: {e})") from None
-    return record, arch
 
 
 def format_duration(seconds):
@@ -333,8 +276,8 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
     place(model)                    # params, grads, buffers to the GPU under "cuda"
     optimizer = make_optimizer(config, model)
     schedule = make_lr_schedule(config, steps)
-    data_id = {"train": _fingerprint(train_images, train_labels),
-               "val": _fingerprint(val_images, val_labels)}
+    data_id = {"train": fingerprint(train_images, train_labels),
+               "val": fingerprint(val_images, val_labels)}
 
     ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE) if out_dir is not None else None
     history, start_epoch, best, saved_epoch = [], 0, None, None
@@ -344,7 +287,7 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         if not os.path.isfile(ckpt_path):
             raise NoCheckpointError(f"no checkpoint to resume from: {ckpt_path} does not exist "
                                     f"(run without --resume to start a new run)")
-        start_epoch, extra = _resume(ckpt_path, model, optimizer, config, data_id)
+        start_epoch, extra = load_resume(ckpt_path, model, optimizer, config, data_id)
         history, best, saved_epoch = extra["history"], extra["best"], start_epoch
         if start_epoch >= config.epochs:
             log(f"{ckpt_path} has already finished all {config.epochs} epochs; nothing to do")
@@ -469,30 +412,3 @@ def _save_epoch(out_dir, model, optimizer, config, history, best, data_id, impro
                    {"epoch": e1, "selected": which, "val_acc": best["val_acc"],
                     "val_loss": best["val_loss"], "train_acc": history[-1]["train_acc"],
                     "config": config.to_dict()})
-
-
-def _resume(path, model, optimizer, config, data_id):
-    """Check that the checkpoint fits this run, then load it; ``(epoch, extra)``."""
-    record, arch = _peek_training_record(path)
-    extra = record.get("extra", {})
-    if extra.get("format") != STATE_FORMAT:
-        raise ResumeMismatchError(f"{path} was not written by tinyface.train.fit; cannot resume from it")
-    try:
-        saved = TrainConfig.from_dict(extra["config"])
-    except (ValueError, TypeError) as e:
-        raise ResumeMismatchError(f"{path}: unreadable training config ({e})") from None
-    diffs = saved.differences(config)
-    if diffs:
-        text = ", ".join(f"{k} {a!r} in the checkpoint, {b!r} now" for k, a, b in diffs)
-        raise ResumeMismatchError(f"cannot resume from {path}: it was written with other settings "
-                                  f"({text}); use the same settings or another output folder")
-    if arch != model.config():
-        raise ResumeMismatchError(f"cannot resume from {path}: it holds another architecture "
-                                  f"than the model given; use the same model or another output folder")
-    for split in ("train", "val"):
-        if extra.get("data", {}).get(split) != data_id[split]:
-            raise ResumeMismatchError(f"cannot resume from {path}: the {split} data differ from "
-                                      f"the data it was trained on")
-    epoch, extra = load_training_state(path, model, optimizer)
-    set_rng_states(model, extra["rng"])
-    return epoch, extra
