@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from .cache import cache_key, cached_dataset, source_signature
 from .dataset import Dataset, DataError
@@ -46,7 +47,6 @@ def load_dataset(name: str, root=None, hr_size: int = 64, seed: int = 0, cache_d
         if root is None:
             raise DataError("the folder dataset needs a root: --data-root PATH "
                             "(one sub-folder per identity)")
-        from pathlib import Path
         src = Path(root).expanduser()
         if not src.exists():
             raise DataError(f"folder {src} does not exist")
@@ -57,4 +57,7 @@ def load_dataset(name: str, root=None, hr_size: int = 64, seed: int = 0, cache_d
               "crop": None if crop is None else float(crop)}
     ds = cached_dataset(cache_dir, name, params, build)
     ds.meta["key"] = cache_key(name, params)[:-4]
+    # the absolute path read this time: a cache entry keeps the path as its first reader
+    # wrote it (relative, say), which would make the same data look like other data
+    ds.source = str(Path(src).expanduser().resolve())
     return ds
