@@ -85,3 +85,34 @@ def test_empty_selection_is_a_clear_error(quick_run, tmp_path, capsys):
                  "--global-selection", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "empty" in err
+
+
+def test_student_gap_selects_per_seed_and_reuses_the_other_runs(quick_run, tmp_path, capsys):
+    """--informativeness student-gap: one selection per seed (from its scratch student),
+    only the selective runs are redone, and the other rows are the cached ones."""
+    import shutil
+    out = tmp_path / "gap"
+    shutil.copytree(quick_run, out)
+    assert main(["ablation", "--quick", "--out", str(out), "--informativeness",
+                 "student-gap"]) == 0
+    log = capsys.readouterr().out
+    for seed in (0, 1):
+        assert (out / f"seed{seed}" / "selection" / "ratio-0.5.npz").is_file()
+        assert f"-- selective, seed {seed}, ratio 0.5: fine-tuning" in log
+        assert f"full, seed {seed}: loading" in log
+    a, b = (json.loads((d / "results.json").read_text()) for d in (quick_run, out))
+    assert b["settings"]["informativeness"] == "student-gap"
+    assert a["rows"]["student + full"] == b["rows"]["student + full"]
+
+
+def test_student_gap_score():
+    import numpy as np
+    from tinyface.select import student_gap
+    y = np.array([0, 1, 1])
+    zt = np.log(np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]]))     # teacher p(y): .9 .5 .8
+    zs = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.9, 0.1]]))     # student p(y): .9 .4 .1
+    raw = student_gap(zt, zs, y, stretch=False)
+    np.testing.assert_allclose(raw, [0.9 * 0.1, 0.5 * 0.6, 0.8 * 0.9])
+    np.testing.assert_allclose(student_gap(zt, zs, y), (raw - raw.min()) / np.ptp(raw))
+    with pytest.raises(ValueError, match="one shape"):
+        student_gap(zt, zs[:, :1], y)

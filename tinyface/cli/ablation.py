@@ -57,6 +57,10 @@ def register(sub):
                    help="ratios of the accuracy-vs-ratio curve (first seed; '' for none)")
     d.add_argument("--alpha", type=float, default=1.0, help="selector: weight of redundancy")
     d.add_argument("--k", type=int, default=10, help="selector: neighbours per face in the graph")
+    d.add_argument("--informativeness", choices=["teacher", "student-gap"], default="teacher",
+                   help="selector's node scores: the teacher's confidence, margin and centre "
+                        "closeness; or student-gap, p_teacher(y) * (1 - p_student(y)) with each "
+                        "seed's scratch student (a selection per seed)")
     d.add_argument("--global-selection", action="store_true",
                    help="select RATIO of all faces (default: RATIO of each identity's faces)")
     p.add_argument("--quick", action="store_true",
@@ -113,6 +117,7 @@ def settings_from_args(args):
             augment=not args.no_augment, variants=variants, mu=args.mu, T=args.T,
             kd_weight=args.kd_weight, ratio=args.ratio, ratios=_ratios(args.ratios),
             alpha=args.alpha, k=args.k, per_identity=not args.global_selection,
+            informativeness=args.informativeness,
             feature_norm=args.feature_norm, adapter_init=args.adapter_init,
             mu_schedule=args.mu_schedule, verification=verification)
     except ValueError as exc:

@@ -52,6 +52,9 @@ __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "loa
            "cached_selection", "mean_std"]
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
+# where the selector's node scores u come from: the teacher alone (confidence, margin,
+# centre closeness), or the gap between the teacher and each seed's scratch student
+INFORMATIVENESS = ("teacher", "student-gap")
 
 
 @dataclass
@@ -79,6 +82,7 @@ class AblationSettings:
     feature_norm: str = "l2"
     adapter_init: str = "lstsq"
     mu_schedule: str = "constant"
+    informativeness: str = "teacher"          # or "student-gap": see select.student_gap
     verification: dict = field(default_factory=dict)   # synthetic pairs options
 
     def __post_init__(self):
@@ -103,6 +107,8 @@ class AblationSettings:
             raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}")
         if self.mu_schedule not in MU_SCHEDULES:
             raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}")
+        if self.informativeness not in INFORMATIVENESS:
+            raise ValueError(f"informativeness must be one of {INFORMATIVENESS}")
         if not self.mu >= 0 or not self.T > 0 or not self.kd_weight >= 0 or not self.alpha >= 0:
             raise ValueError("mu, kd_weight and alpha must be >= 0 and T > 0")
         return self
@@ -192,13 +198,14 @@ class CachedSelection:
         return float(self.mask.mean())
 
 
-def cached_selection(bank, labels, ratio, settings, seed, path, key, log):
-    """``select`` on the bank at ``ratio``, cached in ``path`` under ``key``."""
+def cached_selection(bank, labels, ratio, settings, seed, path, key, log, u=None, u_key=None):
+    """``select`` on the bank at ``ratio``, cached in ``path`` under ``key``. ``u``: the
+    informativeness to use instead of the teacher's (named by ``u_key`` in the cache)."""
     import scipy.sparse as sp
     from tinyface.select import select
     path = Path(path)
     sig = {"bank": key, "ratio": ratio, "k": settings.k, "alpha": settings.alpha,
-           "per_identity": settings.per_identity, "seed": seed}
+           "per_identity": settings.per_identity, "seed": seed, "u": u_key}
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as d:
@@ -213,7 +220,7 @@ def cached_selection(bank, labels, ratio, settings, seed, path, key, log):
             log(f"selection: ignoring {path} ({type(exc).__name__}: {exc})")
     t0 = time.perf_counter()
     res = select(bank.embeddings, labels, bank.logits, ratio=ratio, k=settings.k,
-                 alpha=settings.alpha, per_identity=settings.per_identity, seed=seed,
+                 alpha=settings.alpha, per_identity=settings.per_identity, seed=seed, u=u,
                  dim=bank.dim, log=lambda m: log(f"  selection: {m}"))
     log(f"selection at ratio {ratio:g}: {res.summary()}")
     info = {"selected": int(res.mask.sum()), "faces": int(res.mask.size), "ratio": res.ratio,
@@ -356,8 +363,9 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     curve_ratios = [r for r in settings.ratios if r < 1.0]
     sel_ratios = sorted(set(([settings.ratio] if needs_sel else []) + curve_ratios))
     selections = {}
+    gap = settings.informativeness == "student-gap"
     for r in sel_ratios:
-        if r >= 1.0:
+        if r >= 1.0 or gap:            # student-gap: per seed, once its student is trained
             continue
         selections[r] = cached_selection(bank, split.y_train, r, settings, split_seed,
                                          out / "selection" / f"ratio-{r:g}.npz",
@@ -365,6 +373,27 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     if settings.ratio >= 1.0 and needs_sel:
         selections[1.0] = _all_selected(len(split.y_train), settings)
     phase("selection", t0)
+    seed_selections, gap_u = {}, {}
+
+    def selection_for(seed, r):
+        """The selection a run of ``seed`` at ratio ``r`` uses (made on first use)."""
+        if r >= 1.0 or not gap:
+            if r not in selections:
+                selections[r] = cached_selection(bank, split.y_train, r, settings, split_seed,
+                                                 out / "selection" / f"ratio-{r:g}.npz",
+                                                 bank.meta["key"], say)
+            return selections[r]
+        if (seed, r) not in seed_selections:
+            if seed not in gap_u:
+                from tinyface.eval import logits_of
+                from tinyface.select import student_gap
+                gap_u[seed] = student_gap(bank.logits, logits_of(students[seed], split.lr_train),
+                                          split.y_train)
+            seed_selections[(seed, r)] = cached_selection(
+                bank, split.y_train, r, settings, split_seed,
+                out / f"seed{seed}" / "selection" / f"ratio-{r:g}.npz", bank.meta["key"], say,
+                u=gap_u[seed], u_key=f"student-gap, scratch seed {seed}")
+        return seed_selections[(seed, r)]
 
     # 5. per seed: scratch and the variants
     say("== 5/6 students: from scratch, then each variant")
@@ -387,9 +416,9 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
             else f"{variant}-r{ratio:g}"
         sig = _run_signature(settings, split, bank, variant, seed, key[2])
         run_ratio = settings.ratio if ratio is None else ratio
+        sel = selection_for(seed, run_ratio) if variant in ("random", "selective") else None
         model, metrics = _variant_run(students[seed], split, bank, variant, settings, seed,
-                                      run_ratio, selections.get(run_ratio),
-                                      out / f"seed{seed}" / name, sig, say)
+                                      run_ratio, sel, out / f"seed{seed}" / name, sig, say)
         runs[key] = {**evaluate_student(model),
                      "regressed_faces": metrics.get("regressed_faces"),
                      "initial_regression_loss": metrics.get("initial_regression_loss"),
@@ -422,16 +451,14 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
             if r >= 1.0:       # every face selected: both are the full variant
                 curve[variant].append(do_variant("full", s0, None)["top1"])
             else:
-                if r not in selections:
-                    selections[r] = cached_selection(bank, split.y_train, r, settings, split_seed,
-                                                     out / "selection" / f"ratio-{r:g}.npz",
-                                                     bank.meta["key"], say)
                 curve[variant].append(do_variant(variant, s0, r)["top1"])
 
     # report
     rows = rows_table(teacher_rows, runs, settings, split)
     sizes = sizes_record(teacher, students[s0], runs)
-    main_sel = selections.get(settings.ratio)
+    main_sel = selection_for(s0, settings.ratio) if needs_sel else None
+    if gap:
+        selections.update({r: sel for (seed, r), sel in seed_selections.items() if seed == s0})
     results = {
         "rows": rows, "settings": settings.to_dict(), "split": split.meta,
         "describe": split.describe(), "data": data,
@@ -475,6 +502,8 @@ def _run_signature(settings, split, bank, variant, seed, ratio):
     if variant in ("random", "selective"):
         sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
                    per_identity=settings.per_identity)
+    if variant == "selective" and settings.informativeness != "teacher":
+        sig.update(informativeness=settings.informativeness)
     return sig
 
 

@@ -84,12 +84,12 @@ Scale: 100,000 x 256 in about 5 s and 1 GB on 2 cores
 graph costs ``2 N^2 D`` flops, over a minute at that size.
 """
 from tinyface.select.graph import cosine_knn, l2_normalise, redundancy_graph
-from tinyface.select.informativeness import (centre_closeness, informativeness, teacher_confidence,
-                                             teacher_margin)
+from tinyface.select.informativeness import (centre_closeness, informativeness, student_gap,
+                                             teacher_confidence, teacher_margin)
 from tinyface.select.selector import SelectionResult, check_feature_bank, select, target_counts
 from tinyface.select.solver import fit_lambda, match_targets, objective, solve
 
 __all__ = ["select", "SelectionResult", "check_feature_bank", "target_counts", "cosine_knn",
            "redundancy_graph", "l2_normalise", "informativeness", "teacher_confidence",
-           "teacher_margin", "centre_closeness", "objective", "solve", "fit_lambda",
+           "teacher_margin", "centre_closeness", "student_gap", "objective", "solve", "fit_lambda",
            "match_targets"]

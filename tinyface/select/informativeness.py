@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from tinyface.select.graph import l2_normalise
 
 __all__ = ["teacher_confidence", "teacher_margin", "centre_closeness", "informativeness",
-           "SCORES"]
+           "student_gap", "SCORES"]
 
 SCORES = ("confidence", "margin", "centre")
 
@@ -76,6 +76,26 @@ def teacher_margin(logits, labels, chunk=8192):
     """``(1 + p_true - p_best_wrong) / 2``. logits: (N, C); labels: (N,) int. Returns (N,) in [0, 1]."""
     p_true, p_other = _softmax_scores(logits, labels, chunk)
     return 0.5 * (1.0 + p_true - p_other)
+
+
+def student_gap(teacher_logits, student_logits, labels, stretch=True, chunk=8192):
+    """``p_t(y_i) * (1 - p_s(y_i))``: the teacher recognises the face, the LR student not yet.
+
+    A score for the faces where the teacher's features have the most to add to what the
+    student already knows (our design, not the paper's): the teacher's probability of
+    the true identity on the HR face times the student's probability of missing it on
+    the LR face. teacher_logits, student_logits: (N, C) on the same faces; labels: (N,).
+    Returns (N,) float64, stretched to span [0, 1] (min-max) unless ``stretch=False``.
+    """
+    zt, zs = np.asarray(teacher_logits), np.asarray(student_logits)
+    if zt.shape != zs.shape:
+        raise ValueError(f"teacher logits {zt.shape} and student logits {zs.shape} must have "
+                         f"one shape (N, C)")
+    u = teacher_confidence(zt, labels, chunk) * (1.0 - teacher_confidence(zs, labels, chunk))
+    if stretch:
+        lo, hi = float(u.min()), float(u.max())
+        u = (u - lo) / (hi - lo) if hi > lo else np.ones_like(u)
+    return u
 
 
 def centre_closeness(features, labels, normalised=False, chunk=65536):
