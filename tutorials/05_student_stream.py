@@ -79,6 +79,7 @@ def main():
     from tinyface.pipeline.streams import build_stream_model
     from tinyface.pipeline.trained import load_trained
     from tinyface.train import TrainConfig, save_curves
+    from tinyface.train.config import LR_MAX_SHIFT
 
     t.section("1. Toy checks: the student's bytes by hand, and a flat face stays flat")
     convs, c, n = [s for s in STUDENT_STAGES if s != "M"], 3, 0
@@ -141,7 +142,7 @@ def main():
     else:
         epochs = args.epochs or (20 if args.quick else 30)
         cfg = TrainConfig(epochs=epochs, batch_size=32 if args.quick else 64, seed=args.seed,
-                          log_every=0)
+                          max_shift=LR_MAX_SHIFT, log_every=0)   # no sub-pixel shifts at LR
         res = train_stream(split, "student", cfg, t.path("student"),
                            log=log)
         student, history = res["model"], res["history"]

@@ -89,6 +89,7 @@ def main():
     from tinyface.pipeline.pair_roc import pair_roc
     from tinyface.pipeline.trained import load_trained
     from tinyface.train import TrainConfig
+    from tinyface.train.config import LR_MAX_SHIFT
 
     t.section("1. Toy checks, by hand")
     scores = [[0.9, 0.1, 0.0], [0.5, 0.2, 0.3], [0.4, 0.4, 0.1]]      # 3 probes x 3 identities
@@ -130,8 +131,10 @@ def main():
             print(f"  {name}: reusing {run.path} ({run.model!r})")
             return run.model
         print(f"  {name}: training a {arch} for {epochs} epochs")
+        shift = LR_MAX_SHIFT if name == "student" else TrainConfig.max_shift  # none at LR
         res = train_stream(split, name, TrainConfig(epochs=epochs, batch_size=batch, seed=args.seed,
-                                                    log_every=0), t.path(name), arch=arch, log=log)
+                                                    max_shift=shift, log_every=0),
+                           t.path(name), arch=arch, log=log)
         for f in ("model.npz", "checkpoint.npz", "history.json", "curves.png", "metrics.json"):
             t.saved(t.path(f"{name}/{f}"))
         return res["model"]

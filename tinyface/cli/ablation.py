@@ -40,6 +40,10 @@ def register(sub):
     s.add_argument("--scratch-lr", type=float, default=0.05, help="SGD learning rate from scratch")
     s.add_argument("--finetune-lr", type=float, default=0.01, help="SGD learning rate of fine-tuning")
     s.add_argument("--no-augment", action="store_true", help="no flips, shifts or jitter")
+    s.add_argument("--max-shift", type=float, default=0.0,
+                   help="students' random shifts as a fraction of the side (0.0625: up to 1 px "
+                        "at 16 px); none by default, because at 16 px a sub-pixel shift blurs "
+                        "the face")
     d = p.add_argument_group("distillation")
     d.add_argument("--variants", default="none,kd,full,random,selective",
                    help="comma-separated variants to run")
@@ -114,7 +118,8 @@ def settings_from_args(args):
             finetune_epochs=args.finetune_epochs, teacher_epochs=args.teacher_epochs,
             teacher_arch=args.teacher_arch, batch_size=args.batch_size,
             scratch_lr=args.scratch_lr, finetune_lr=args.finetune_lr,
-            augment=not args.no_augment, variants=variants, mu=args.mu, T=args.T,
+            augment=not args.no_augment, max_shift=args.max_shift, variants=variants,
+            mu=args.mu, T=args.T,
             kd_weight=args.kd_weight, ratio=args.ratio, ratios=_ratios(args.ratios),
             alpha=args.alpha, k=args.k, per_identity=not args.global_selection,
             informativeness=args.informativeness,

@@ -33,6 +33,7 @@ def run(args):
     from tinyface.pipeline import evaluate_identification, load_split, train_stream
     from tinyface.pipeline.streams import write_json
     from tinyface.train import TrainConfig
+    from tinyface.train.config import LR_MAX_SHIFT
     t0 = time.perf_counter()
     out = Path(args.out)
     log("== 1/4 synthetic faces")
@@ -46,7 +47,7 @@ def run(args):
                            out / "teacher", arch="teacher-lite", log=log)
     log("== 3/4 student on LR faces")
     student = train_stream(split, "student", TrainConfig(epochs=args.student_epochs, batch_size=64,
-                                                         seed=args.seed),
+                                                         max_shift=LR_MAX_SHIFT, seed=args.seed),
                            out / "student", log=log)
     log("== 4/4 evaluation")
     results = {

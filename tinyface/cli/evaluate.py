@@ -25,7 +25,7 @@ def register(sub):
     v.add_argument("--cross-resolution", action="store_true",
                    help="also train a teacher-lite per fold and score HR gallery faces against LR probes")
     v.add_argument("--teacher-epochs", type=int, default=15, help="epochs of each fold's teacher")
-    add_train_options(p, epochs=20, batch_size=128)
+    add_train_options(p, epochs=20, batch_size=128, max_shift=0.0)   # the per-fold students
     add_common(p, out_default="runs/evaluate")
     add_device_option(p)
     p.set_defaults(func=run)
@@ -93,7 +93,7 @@ def _verification(args, out):
     except (DataError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     cfg = config_from_args(args)
-    tcfg = cfg.replace(epochs=args.teacher_epochs, batch_size=64)
+    tcfg = cfg.replace(epochs=args.teacher_epochs, batch_size=64, max_shift=0.0625)  # HR faces
     try:
         res = verification_experiment(ds, pairs, cfg, lr_size=args.lr_size, folds=args.folds,
                                       cross_resolution=args.cross_resolution,

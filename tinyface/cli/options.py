@@ -26,7 +26,7 @@ def add_data_options(p):
     g.add_argument("--cache", metavar="DIR", help="cache of decoded images (default ~/.cache/tinyface)")
 
 
-def add_train_options(p, epochs, batch_size, lr=None):
+def add_train_options(p, epochs, batch_size, lr=None, max_shift=0.0625):
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=epochs, help="passes over the training faces")
     g.add_argument("--batch-size", type=int, default=batch_size, help="faces per step")
@@ -40,6 +40,10 @@ def add_train_options(p, epochs, batch_size, lr=None):
     g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up length")
     g.add_argument("--no-augment", action="store_true",
                    help="turn off flips, shifts and brightness/contrast jitter")
+    g.add_argument("--max-shift", type=float, default=max_shift,
+                   help="random shifts up to this fraction of the face side (0.0625: 4 px at "
+                        "64 px, 1 px at 16 px); LR faces default to none, since a sub-pixel "
+                        "shift of a 16 px face is a blur")
     g.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (same settings) after an interruption")
 
@@ -94,7 +98,7 @@ def config_from_args(args):
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
                           warmup_epochs=args.warmup_epochs, augment=not args.no_augment,
-                          seed=args.seed)
+                          max_shift=args.max_shift, seed=args.seed)
         cfg.validate()
     except ValueError as exc:
         raise CLIError(str(exc)) from None

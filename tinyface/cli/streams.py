@@ -18,7 +18,9 @@ def register(sub):
                            "(every epoch, for --resume), history.json, curves.png, metrics.json and log.txt.",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         add_data_options(p)
-        add_train_options(p, epochs=epochs, batch_size=batch)
+        # LR faces: no shifts (tinyface.train.config.LR_MAX_SHIFT); HR faces: 1/16 of the side
+        add_train_options(p, epochs=epochs, batch_size=batch,
+                          max_shift=0.0 if stream == "student" else 0.0625)
         arch = ["teacher", "teacher-lite"] if stream == "teacher" else ["student"]
         p.add_argument("--arch", choices=arch, default=arch[0],
                        help="architecture from the model zoo (see `python -m tinyface info`)")
