@@ -9,6 +9,7 @@ own stage::
     t = tutorial.Tutorial(args)                   # prints the header, makes OUT
     t.check("relative error", 3e-9, below=1e-6)   # prints "... 3e-09 (should be < 1e-06)  ok"
     t.saved(path)                                 # prints "saved: PATH" (the test reads these)
+    t.save_figure(fig, "curves.png")              # tight_layout, savefig, close, saved
     t.finish(summary=[...], exercises=[...])      # Summary and 3 Exercises; exit 1 if a check failed
 
 Modes: ``--quick`` uses small built-in synthetic faces (or ORL where a script says so)
@@ -115,6 +116,15 @@ class Tutorial:
         self.files.append(path)
         print(f"{SAVED_PREFIX}{path}")
         return path
+
+    def save_figure(self, fig, name, dpi=90):
+        """Lay out, write ``OUT/name``, close and announce a matplotlib figure; its path."""
+        import matplotlib.pyplot as plt
+        path = self.path(name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        return self.saved(path)
 
     def finish(self, summary, exercises):
         """Print the Summary and the Exercises, then exit 1 if any check failed."""

@@ -189,10 +189,7 @@ ax.set_xlabel("face size (px)")
 ax.set_ylabel("top-1 identification (%)")
 ax.set_title(f"{name}: {K} identities")
 ax.legend(fontsize=7)
-fig.tight_layout()
-fig.savefig(t.path("resolution.png"), dpi=80)
-plt.close(fig)
-t.saved(t.path("resolution.png"))
+t.save_figure(fig, "resolution.png", dpi=80)
 
 results = {"data": name, "identities": K, "train": len(train), "test": len(test),
            "sigma": {s: antialias_sigma(HR, s) for s in LR_SIZES},

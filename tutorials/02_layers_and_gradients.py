@@ -304,10 +304,7 @@ ax2.set_xlabel("finite-difference step h")
 ax2.set_ylabel("relative error of batch-norm dx")
 ax2.set_title("truncation (right) vs round-off (left)")
 ax2.legend(fontsize=8)
-fig.tight_layout()
-fig.savefig(t.path("gradient_errors.png"), dpi=80)
-plt.close(fig)
-t.saved(t.path("gradient_errors.png"))
+t.save_figure(fig, "gradient_errors.png", dpi=80)
 with open(t.path("gradient_errors.json"), "w") as fh:
     json.dump({"bound": BOUND, "h": 1e-5, "errors": errors,
                "step_sweep": {"h": steps, **sweep}}, fh, indent=1)

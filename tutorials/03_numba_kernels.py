@@ -237,10 +237,7 @@ ax2.set_xticklabels(clabels, rotation=55, ha="right", fontsize=7)
 ax2.set_ylabel("GFLOP/s")
 ax2.set_title("conv and linear passes")
 ax2.legend(fontsize=7)
-fig.tight_layout()
-fig.savefig(t.path("kernel_speed.png"), dpi=80)
-plt.close(fig)
-t.saved(t.path("kernel_speed.png"))
+t.save_figure(fig, "kernel_speed.png", dpi=80)
 with open(t.path("kernel_speed.json"), "w") as fh:
     json.dump({"threads": threads, "batch": batch, "sgemm_peak_gflops": peak, "numba_gemm_gflops": ours,
                "layers": rows, "torch": torch_rows, "student": through, "trap": trap}, fh, indent=1)

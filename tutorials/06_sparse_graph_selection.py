@@ -232,10 +232,7 @@ ax.set_ylabel("(f - f_final) / (f_0 - f_final)")
 ax.set_title("the objective never rises (cold start, lambda fixed)", fontsize=9)
 ax.grid(True, alpha=0.3)
 ax.legend(fontsize=7)
-fig.tight_layout()
-fig.savefig(t.path("objective.png"), dpi=100)
-plt.close(fig)
-t.saved(t.path("objective.png"))
+t.save_figure(fig, "objective.png", dpi=100)
 
 # ---------------------------------------------------------------- 5. alpha, lambda, k
 t.section("5. The effect of alpha, lambda (through the target ratio) and k")
@@ -314,10 +311,7 @@ for a in axes:
     a.grid(True, alpha=0.3)
 fig.suptitle(f"selection on {split.meta['data']} ({len(y)} faces), ratio {args.ratio:g}",
              fontsize=9)
-fig.tight_layout()
-fig.savefig(t.path("effects.png"), dpi=90)
-plt.close(fig)
-t.saved(t.path("effects.png"))
+t.save_figure(fig, "effects.png", dpi=90)
 
 t.finish(
     summary=[

@@ -193,10 +193,7 @@ ax.set_ylabel("training loss L")
 ax.set_title(f"L per epoch, seed {args.seed} (regression variants: CE + mu * reg)", fontsize=9)
 ax.grid(True, alpha=0.3)
 ax.legend(fontsize=8)
-fig.tight_layout()
-fig.savefig(t.path("loss_curves.png"), dpi=100)
-plt.close(fig)
-t.saved(t.path("loss_curves.png"))
+t.save_figure(fig, "loss_curves.png", dpi=100)
 
 # ------------------------------------------------------------ 4. inside one real step
 t.section("4. Inside one fine-tuning step on the real faces (selective, seed's scratch student)")

@@ -92,11 +92,7 @@ def plot_errors(t, worst):
     ax.set_ylabel("relative error (1e-12 = exact)")
     ax.set_title(f"CUDA tier against the CPU kernels ({MODE})", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = t.path("cuda_vs_cpu_errors.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    t.saved(path)
+    t.save_figure(fig, "cuda_vs_cpu_errors.png", dpi=90)
 
 
 def training_step(t):
@@ -147,11 +143,7 @@ def throughput(t, quick):
     ax.set_ylabel("faces / s")
     ax.set_title("student inference on the GPU", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = t.path("gpu_faces_per_s.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    t.saved(path)
+    t.save_figure(fig, "gpu_faces_per_s.png", dpi=90)
     with open(t.path("gpu_faces_per_s.json"), "w") as f:
         json.dump({str(k): v for k, v in rates.items()}, f, indent=1)
     t.saved(t.path("gpu_faces_per_s.json"))
