@@ -58,7 +58,7 @@ def write_bytes_atomic(path, data):
 
 def write_json_atomic(path, obj, indent=1):
     """Write ``obj`` as JSON atomically; NumPy scalars and arrays become plain values."""
-    text = json.dumps(obj, indent=indent, default=_jsonable)
+    text = json.dumps(obj, indent=indent, default=json_default)
     return write_bytes_atomic(path, text.encode())
 
 
@@ -67,7 +67,8 @@ def savez_atomic(path, arrays):
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def _jsonable(v):
+def json_default(v):
+    """``json.dumps(default=...)`` for NumPy scalars and arrays (anything else: str)."""
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.ndarray):

@@ -61,11 +61,7 @@ def op_checks(t, quick):
     print("shapes: " + ("the real student and teacher layers" if shapes == "real"
                         else "tiny (every code path, a few hundred threads each)"))
     rep = run_op_checks(shapes, seed=t.args.seed)
-    worst = {}
-    for r in rep.rows:                       # per op: the row closest to its tolerance
-        w = worst.get(r["check"])
-        if w is None or r["err"] / max(r["tol"], 1e-30) > w["err"] / max(w["tol"], 1e-30):
-            worst[r["check"]] = r
+    worst = rep.worst_by_check()             # per op: the row closest to its tolerance
     for name, r in worst.items():
         label = f"{name:22s} worst relative error ({r['tensor']})"
         if r["tol"] > 0:

@@ -204,14 +204,10 @@ def format_report(result):
     """Markdown tables of a ``run_cuda_bench`` result (or its one-line reason)."""
     if not result.get("available"):
         return f"CUDA bench skipped: {result['reason']}"
-    from tinyface.cuda.selfcheck import format_rows
+    from tinyface.cuda.selfcheck import format_rows, worst_by_check
     lines = [f"device: {result['device']}", ""]
     bad = [r for r in result["checks"] + result["step"]["rows"] if not r["ok"]]
-    worst = {}                  # check -> the row with the largest error relative to its tolerance
-    for r in result["checks"]:
-        w = worst.get(r["check"])
-        if w is None or r["err"] / max(r["tol"], 1e-30) > w["err"] / max(w["tol"], 1e-30):
-            worst[r["check"]] = r
+    worst = worst_by_check(result["checks"])
     lines += ["| op (real shapes) | worst err | its tolerance |", "|---|---:|---:|"]
     lines += [f"| {k} | {r['err']:.1e} | {r['tol']:.0e} |" for k, r in worst.items()]
     s = result["step"]

@@ -70,6 +70,21 @@ class Report:
     def failed(self, check=None):
         return [r for r in self.rows if not r["ok"] and (check is None or r["check"] == check)]
 
+    def worst_by_check(self):
+        """``{check: row}``: per check, the row whose error is largest relative to its
+        tolerance (an exact check's nonzero error counts as the largest)."""
+        return worst_by_check(self.rows)
+
+
+def worst_by_check(rows):
+    """``Report.worst_by_check`` on a list of row dicts (e.g. from a JSON result)."""
+    worst = {}
+    for r in rows:
+        w = worst.get(r["check"])
+        if w is None or r["err"] / max(r["tol"], 1e-30) > w["err"] / max(w["tol"], 1e-30):
+            worst[r["check"]] = r
+    return worst
+
 
 def _f32(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
@@ -140,20 +155,26 @@ def check_batchnorm(rep, rng, cases):
                 rep.add("batchnorm", case, name, a, bb, "reduction")
 
 
-def check_relu(rep, rng, cases):
+def _fwd_bwd_check(rep, rng, name, case, x, kind, args=()):
+    """``name``'s forward on x and backward on a random dout, Numba CPU against CUDA
+    (same extra ``args`` for both). x: a float32 host array. Returns the CPU output."""
     from tinyface import kernels
     from tinyface import cuda as tc
     from tinyface.cuda.arrays import to_device
+    o1, c1 = getattr(kernels, name + "_forward")(x, *args)
+    o2, c2 = getattr(tc, name + "_forward")(to_device(x), *args)
+    rep.add(name, case, "out" if name != "l2_normalize" else "y", o2, o1, kind)
+    g = _f32(rng, *o1.shape)
+    rep.add(name, case, "dx", getattr(tc, name + "_backward")(to_device(g), c2),
+            getattr(kernels, name + "_backward")(g, c1), kind)
+    return o1
+
+
+def check_relu(rep, rng, cases):
     for shape in cases:
-        case = "x".join(map(str, shape))
         x = _f32(rng, *shape)
         x.flat[0] = 0.0                                           # the kink
-        o1, c1 = kernels.relu_forward(x)
-        o2, c2 = tc.relu_forward(to_device(x))
-        rep.add("relu", case, "out", o2, o1, "exact")
-        g = _f32(rng, *shape)
-        rep.add("relu", case, "dx", tc.relu_backward(to_device(g), c2),
-                kernels.relu_backward(g, c1), "exact")
+        _fwd_bwd_check(rep, rng, "relu", "x".join(map(str, shape)), x, "exact")
 
 
 def check_prelu(rep, rng, cases):
@@ -174,20 +195,12 @@ def check_prelu(rep, rng, cases):
 
 
 def _pool_check(rep, rng, cases, op, kind):
-    from tinyface import kernels
-    from tinyface import cuda as tc
-    from tinyface.cuda.arrays import to_device
     for shape, k, s, p in cases:
-        case = f"{'x'.join(map(str, shape))} k{k} s{s} p{p}"
         x = _f32(rng, *shape)
         if op == "maxpool2d":
             x = np.round(x * 2) / 2                               # ties: first maximum wins
-        o1, c1 = getattr(kernels, op + "_forward")(x, k, s, p)
-        o2, c2 = getattr(tc, op + "_forward")(to_device(x), k, s, p)
-        rep.add(op, case, "out", o2, o1, kind)
-        g = _f32(rng, *o1.shape)
-        rep.add(op, case, "dx", getattr(tc, op + "_backward")(to_device(g), c2),
-                getattr(kernels, op + "_backward")(g, c1), kind)
+        _fwd_bwd_check(rep, rng, op, f"{'x'.join(map(str, shape))} k{k} s{s} p{p}", x, kind,
+                       args=(k, s, p))
 
 
 def check_maxpool2d(rep, rng, cases):
@@ -199,33 +212,15 @@ def check_avgpool2d(rep, rng, cases):
 
 
 def check_global_avgpool(rep, rng, cases):
-    from tinyface import kernels
-    from tinyface import cuda as tc
-    from tinyface.cuda.arrays import to_device
     for shape in cases:
-        case = "x".join(map(str, shape))
-        x = _f32(rng, *shape)
-        o1, c1 = kernels.global_avgpool_forward(x)
-        o2, c2 = tc.global_avgpool_forward(to_device(x))
-        rep.add("global_avgpool", case, "out", o2, o1, "elementwise")
-        g = _f32(rng, *o1.shape)
-        rep.add("global_avgpool", case, "dx", tc.global_avgpool_backward(to_device(g), c2),
-                kernels.global_avgpool_backward(g, c1), "elementwise")
+        _fwd_bwd_check(rep, rng, "global_avgpool", "x".join(map(str, shape)), _f32(rng, *shape),
+                       "elementwise")
 
 
 def check_flatten(rep, rng, cases):
-    from tinyface import kernels
-    from tinyface import cuda as tc
-    from tinyface.cuda.arrays import to_device
     for shape in cases:
-        case = "x".join(map(str, shape))
-        x = _f32(rng, *shape)
-        o1, c1 = kernels.flatten_forward(x)
-        o2, c2 = tc.flatten_forward(to_device(x))
-        rep.add("flatten", case, "out", o2, o1, "exact")
-        g = _f32(rng, *o1.shape)
-        rep.add("flatten", case, "dx", tc.flatten_backward(to_device(g), c2),
-                kernels.flatten_backward(g, c1), "exact")
+        _fwd_bwd_check(rep, rng, "flatten", "x".join(map(str, shape)), _f32(rng, *shape),
+                       "exact")
 
 
 def check_dropout(rep, rng, cases):
@@ -287,19 +282,15 @@ def check_distillation(rep, rng, cases):
 
 
 def check_l2_normalize(rep, rng, cases):
-    """Row-wise L2 normalisation, forward and backward (a zero row included)."""
-    from tinyface import kernels
-    from tinyface import cuda as tc
+    """Row-wise L2 normalisation, forward and backward (a zero row included), and the
+    scalar multiply of DeviceTensor."""
     from tinyface.cuda.arrays import to_device
     for shape in cases:
         case = "x".join(map(str, shape))
         x = _f32(rng, *shape)
         x[0] = 0.0
-        (y2, c2), (y1, c1) = tc.l2_normalize_forward(to_device(x)), kernels.l2_normalize_forward(x)
-        rep.add("l2_normalize", case, "y", y2, y1, "reduction")
+        _fwd_bwd_check(rep, rng, "l2_normalize", case, x, "reduction")
         g = _f32(rng, *shape)
-        rep.add("l2_normalize", case, "dx", tc.l2_normalize_backward(to_device(g), c2),
-                kernels.l2_normalize_backward(g, c1), "reduction")
         rep.add("l2_normalize", case, "scale", 0.5 * to_device(g), 0.5 * g, "exact")
 
 
@@ -323,6 +314,16 @@ def check_device_tensor(rep, rng, cases):
                 np.array([True, False], float), "exact")
 
 
+def _three_steps(cpu, gpu, g, gd, rng):
+    """Three steps of a CPU and a GPU optimizer on the same random gradients."""
+    for _ in range(3):
+        step_grad = _f32(rng, *g.shape)
+        g[...] = step_grad
+        gd[...] = step_grad
+        cpu.step()
+        gpu.step()
+
+
 def check_sgd(rep, rng, cases):
     """Three DeviceSGD steps against SGD (first step, momentum, Nesterov, decay)."""
     from tinyface.cuda.arrays import to_device, zeros
@@ -333,12 +334,7 @@ def check_sgd(rep, rng, cases):
         p, g = _f32(rng, *shape), np.zeros(shape, np.float32)
         pd, gd = to_device(p), zeros(shape)
         cpu, gpu = SGD([("w", p, g)], **hyper), DeviceSGD([("w", pd, gd)], **hyper)
-        for _ in range(3):
-            step_grad = _f32(rng, *shape)
-            g[...] = step_grad
-            gd[...] = step_grad
-            cpu.step()
-            gpu.step()
+        _three_steps(cpu, gpu, g, gd, rng)
         rep.add("sgd", case, "param", pd, p, "elementwise")
         if "momentum_buffer" in cpu.state["w"]:
             rep.add("sgd", case, "momentum_buffer", gpu.state["w"]["momentum_buffer"],
@@ -362,12 +358,7 @@ def check_adam(rep, rng, cases):
         p, g = _f32(rng, *shape), np.zeros(shape, np.float32)
         pd, gd = to_device(p), zeros(shape)
         cpu, gpu = cls_c([("w", p, g)], **hyper), cls_g([("w", pd, gd)], **hyper)
-        for _ in range(3):
-            step_grad = _f32(rng, *shape)
-            g[...] = step_grad
-            gd[...] = step_grad
-            cpu.step()
-            gpu.step()
+        _three_steps(cpu, gpu, g, gd, rng)
         rep.add("adam", case, "param", pd, p, "elementwise")
         for key in ("exp_avg", "exp_avg_sq"):
             rep.add("adam", case, key, gpu.state["w"][key], cpu.state["w"][key], "elementwise")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.atomic import savez_atomic
+from tinyface.atomic import json_default, savez_atomic
 
 __all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT"]
 
@@ -88,7 +88,7 @@ class FeatureBank:
         """Write the bank to ``path`` (``.npz``) atomically; return the path."""
         meta = dict(self.meta, format=BANK_FORMAT)
         savez_atomic(path, {"embeddings": self.embeddings, "logits": self.logits,
-                            "meta": np.array(json.dumps(meta, default=_jsonable))})
+                            "meta": np.array(json.dumps(meta, default=json_default))})
         path = Path(path)
         return path
 
@@ -109,18 +109,10 @@ class FeatureBank:
         return cls(emb, logits, meta)
 
 
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
-
-
 def bank_key(teacher, hr_images):
     """A fingerprint of the teacher (architecture, weights, buffers) and the faces."""
     h = hashlib.sha1()
-    h.update(json.dumps(teacher.config(), sort_keys=True, default=_jsonable).encode())
+    h.update(json.dumps(teacher.config(), sort_keys=True, default=json_default).encode())
     for name, arr in sorted(teacher.state_dict().items()):
         h.update(name.encode())
         h.update(np.ascontiguousarray(arr).tobytes())

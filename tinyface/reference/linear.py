@@ -1,5 +1,4 @@
 """Fully connected layer, NumPy reference: ``out = x @ W.T + b``."""
-import numpy as np
 
 
 def linear_forward(x, w, b=None):
