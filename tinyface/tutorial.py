@@ -23,6 +23,10 @@ import time
 
 SAVED_PREFIX = "saved: "
 
+# the quick mode's synthetic faces of the stream tutorials (04, 05, 08): one setting, so
+# that 05 and 08 can reuse the models 04 trained (a run folder fits one split only)
+QUICK_FACES = {"n_identities": 20, "images_per_identity": 12, "family_size": 1}
+
 
 def parse_args(number, doc, argv=None, extra=None):
     """The tutorial's command line: ``--quick``, ``--seed``, ``--out``, ``--data-root``,
@@ -70,6 +74,17 @@ def choose_data(args):
         print("no real data found (give --data-root): the full mode uses synthetic faces")
         return "synthetic", None
     return "lfw", root
+
+
+def load_faces(args, quick_faces=QUICK_FACES):
+    """``(split, root)``: the HR/LR ``FaceSplit`` of this run (``choose_data``, ``--seed``,
+    ``--cache``; ``quick_faces`` sets the synthetic faces of ``--quick``) and the real-data
+    folder it came from (None for synthetic faces). ``split.meta["data"]`` names the data."""
+    from tinyface.pipeline import load_split
+    data, root = choose_data(args)
+    split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache,
+                       synthetic=quick_faces if data == "synthetic" and args.quick else None)
+    return split, root
 
 
 class Tutorial:

@@ -28,7 +28,6 @@ import numpy as np
 from tinyface import tutorial
 
 # the same quick faces as tutorials 05 and 08, so that their models can be reused
-QUICK_FACES = {"n_identities": 20, "images_per_identity": 12, "family_size": 1}
 
 
 def extra(p):
@@ -61,7 +60,7 @@ def main():
     from tinyface.losses import softmax_cross_entropy_loss
     from tinyface.models import build_model, build_student, spec_by_name, summary, totals
     from tinyface.models.zoo import TEACHER_STAGES
-    from tinyface.pipeline import evaluate_identification, load_split, train_stream
+    from tinyface.pipeline import evaluate_identification, train_stream
     from tinyface.pipeline.streams import build_stream_model
     from tinyface.pipeline.trained import load_trained
     from tinyface.train import TrainConfig, fit, save_curves
@@ -84,9 +83,7 @@ def main():
               f"({tot['megabytes']:.2f} MB), {tot['flops'] / 1e6:.0f} MFLOP per 64x64 face")
 
     t.section("2. The faces: HR training and test faces of a per-identity split")
-    data, root = tutorial.choose_data(args)
-    split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache,
-                       synthetic=QUICK_FACES if data == "synthetic" and args.quick else None)
+    split, _ = tutorial.load_faces(args)
     K = split.num_classes
     print(f"  {split.describe()}")
     print(f"  hr_train {split.hr_train.shape} {split.hr_train.dtype}, "

@@ -28,7 +28,6 @@ import numpy as np
 from tinyface import tutorial
 
 # the same quick faces as tutorials 04 and 08, so that their models can be reused
-QUICK_FACES = {"n_identities": 20, "images_per_identity": 12, "family_size": 1}
 
 
 def extra(p):
@@ -72,7 +71,7 @@ def main():
     from tinyface.losses import softmax_cross_entropy_loss
     from tinyface.models import STUDENT_MAX_PARAMS, build_student, format_summary, summary
     from tinyface.models.zoo import STUDENT_STAGES
-    from tinyface.pipeline import evaluate_identification, load_split, train_stream
+    from tinyface.pipeline import evaluate_identification, train_stream
     from tinyface.pipeline.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
                                               deployment_report, format_deployment,
                                               measure_throughput)
@@ -105,9 +104,7 @@ def main():
     t.check("max |LR upsampled - 123|", int(np.abs(up_flat.astype(int) - 123).max()), below=2)
 
     t.section("2. The faces: the same split as tutorial 04, degraded to LR")
-    data, root = tutorial.choose_data(args)
-    split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache,
-                       synthetic=QUICK_FACES if data == "synthetic" and args.quick else None)
+    split, _ = tutorial.load_faces(args)
     K = split.num_classes
     print(f"  {split.describe()}")
     print(f"  lr_train {split.lr_train.shape}, lr_test {split.lr_test.shape}, "
@@ -183,7 +180,7 @@ def main():
     s1, tl1, th1 = (results[k]["top1"] for k in ("student at LR", "teacher on LR, upsampled",
                                                  "teacher at HR"))
     t.check("student top-1 / chance", s1 * K, above=3.0)
-    if data == "synthetic":
+    if split.meta["data"] == "synthetic":
         print(f"  teacher top-1, LR upsampled minus HR: {100 * (tl1 - th1):+.1f} points. On these "
               f"synthetic faces identity lives mostly in coarse traits that survive 16x16 (head, "
               f"skin, hair), so the loss is small; on LFW-158 it is 85.0% -> 36.0%")

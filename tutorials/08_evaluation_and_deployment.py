@@ -32,7 +32,6 @@ import numpy as np
 from tinyface import tutorial
 
 # the same quick faces as tutorials 04 and 05, so that their models can be reused
-QUICK_FACES = {"n_identities": 20, "images_per_identity": 12, "family_size": 1}
 QUICK_PAIRS = {"n_identities": 40, "images_per_identity": 3, "pairs_per_fold": 20}
 
 
@@ -82,7 +81,7 @@ def main():
                                gallery_identification, plots, roc_curve, tar_at_far,
                                topk_accuracy)
     from tinyface.models import build_student
-    from tinyface.pipeline import evaluate_identification, load_split, train_stream
+    from tinyface.pipeline import evaluate_identification, train_stream
     from tinyface.pipeline.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_MB,
                                               deployment_report, format_deployment,
                                               measure_throughput)
@@ -112,9 +111,7 @@ def main():
     t.check("accuracy at it", accuracy_at(*ordered, th), equals=1.0)
 
     t.section("2. The faces and the two trained streams")
-    data, root = tutorial.choose_data(args)
-    split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache,
-                       synthetic=QUICK_FACES if data == "synthetic" and args.quick else None)
+    split, root = tutorial.load_faces(args)
     K = split.num_classes
     print(f"  {split.describe()}")
 
@@ -175,7 +172,7 @@ def main():
                            title=f"CMC, {split.meta['data']}, {K} identities"))
 
     t.section("4. Verification on pairs of people no model was trained on, with ROC")
-    pairs, note = disjoint_pairs(data, split, data_root=root, cache_dir=args.cache,
+    pairs, note = disjoint_pairs(split.meta["data"], split, data_root=root, cache_dir=args.cache,
                                  synthetic=QUICK_PAIRS if args.quick else None)
     print(f"  {note}")
     hr, lr = pairs.faces(), pairs.faces(split.lr_size)   # (M, 3, 64, 64), (M, 3, 16, 16)
