@@ -29,6 +29,11 @@ def test_quick_ablation_writes_table_plots_and_json(quick_run, capsys):
         row = res["rows"][name]
         assert len(row["top1"]["values"]) == 2 and row["top1"]["std"] >= 0
         assert 0 <= row["top1"]["mean"] <= 1 and row["verification"] is not None
+    settings = res["settings"]
+    for stage in ("scratch", "finetune"):        # the recipe reaches every training run
+        assert settings[f"{stage}_weight_decay"] == 3e-3
+    scratch = json.loads((quick_run / "scratch-seed0" / "metrics.json").read_text())["config"]
+    assert (scratch["lr"], scratch["weight_decay"]) == (settings["scratch_lr"], 3e-3)
     sizes = res["sizes"]
     assert sizes["adapter_parameters"] == 64 * 256 + 256 and not sizes["adapter_deployed"]
     assert sizes["student_bytes"] == 4 * sizes["student_parameters"]
@@ -38,7 +43,7 @@ def test_quick_ablation_writes_table_plots_and_json(quick_run, capsys):
     text = (quick_run / "results.md").read_text()
     for name in ROWS:
         assert f"| {name} |" in text
-    assert "±" in text
+    assert "±" in text and "weight decay 0.003" in text
 
 
 def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):
@@ -56,6 +61,9 @@ def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):
     (["--ratio", "0"], "ratio must be in (0, 1]"),
     (["--ratios", "0.5,2"], "--ratios"),
     (["--variants", "none,fancy"], "unknown variant 'fancy'"),
+    (["--scratch-weight-decay", "-1"], "the scratch weight decay must be a finite number >= 0"),
+    (["--finetune-weight-decay", "nan"], "the finetune weight decay must be a finite number"),
+    (["--finetune-lr", "0"], "the finetune lr must be a finite number > 0"),
 ])
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert main(["ablation", "--quick", "--out", str(tmp_path), *args]) == 2

@@ -89,8 +89,10 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"(teacher rows: one teacher). Identification: closed-set top-1 on the split's test "
              f"faces. Verification: {ver_text}.", "",
              f"Students: {s['scratch_epochs']} epochs from scratch (SGD lr {s['scratch_lr']:g}, "
-             f"cosine), then {s['finetune_epochs']} epochs of fine-tuning (SGD lr "
-             f"{s['finetune_lr']:g}, cosine); batch {s['batch_size']}; last epoch reported. "
+             f"cosine, weight decay {s.get('scratch_weight_decay', 5e-4):g}), then "
+             f"{s['finetune_epochs']} epochs of fine-tuning (SGD lr {s['finetune_lr']:g}, "
+             f"cosine, weight decay {s.get('finetune_weight_decay', 5e-4):g}); batch "
+             f"{s['batch_size']}; last epoch reported. "
              f"Regression: mu {s['mu']:g} ({s['mu_schedule']}), {s['feature_norm']} features, "
              f"adapter {s['adapter_init']}; KD: T {s['T']:g}, weight {s['kd_weight']:g}; "
              f"selection ratio {s['ratio']:g} ({'per identity' if s['per_identity'] else 'global'}, "
