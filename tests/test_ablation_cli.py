@@ -124,3 +124,15 @@ def test_student_gap_score():
     np.testing.assert_allclose(student_gap(zt, zs, y), (raw - raw.min()) / np.ptp(raw))
     with pytest.raises(ValueError, match="one shape"):
         student_gap(zt, zs[:, :1], y)
+
+
+def test_pooled_teacher_layer_regresses_the_trunk_features(quick_run, tmp_path, capsys):
+    # the quick run's teacher, reused: only the bank and the fine-tuning differ
+    assert main(["ablation", "--quick", "--teacher", str(quick_run / "teacher"), "--out",
+                 str(tmp_path), "--teacher-layer", "pooled", "--variants", "full",
+                 "--seeds", "1", "--ratios", ""]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["settings"]["teacher_layer"] == "pooled" and res["bank"]["layer"] == "pooled"
+    assert (tmp_path / "bank-pooled.npz").is_file() and not (tmp_path / "bank.npz").exists()
+    assert "the teacher's pooled" in (tmp_path / "results.md").read_text()
+    assert res["rows"]["student + full"]["top1"]["values"]

@@ -75,6 +75,34 @@ def test_bank_shapes_values_and_cache_round_trip(teacher, split, bank, tmp_path)
     assert not list(tmp_path.glob(".*tmp"))            # no temporary file left behind
 
 
+def test_pooled_bank_is_the_trunk_before_the_embedding(teacher, split, bank, tmp_path):
+    from tinyface.data import to_float
+    from tinyface.distill.bank import layer_dim, pooled_index
+    pooled = extract_bank(teacher, split.hr_train, batch_size=16, layer="pooled")
+    i = pooled_index(teacher)
+    layers = teacher.features.children()
+    assert type(layers[i + 1]).__name__ == "Linear"
+    teacher.eval()
+    h = to_float(split.hr_train)                             # (N, 3, 32, 32)
+    for layer in layers[:i + 1]:
+        h = layer.forward(h)                                 # ends (N, C) after the pool
+    h = np.asarray(h, np.float64).reshape(len(h), -1)
+    assert (h >= 0).all()                                    # after a ReLU
+    want = (h - h.mean(axis=0)) / (h.std(axis=0) + 1e-5)     # standardised per coordinate
+    assert pooled.embeddings.shape == (len(split.y_train), layer_dim(teacher, "pooled"))
+    np.testing.assert_allclose(pooled.embeddings, want, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(pooled.logits, bank.logits)   # same teacher, same scores
+    # its own cache key: a pooled bank is never taken for an embedding bank
+    assert pooled.meta["key"] != bank.meta["key"] and pooled.meta["layer"] == "pooled"
+    path = tmp_path / "bank.npz"
+    extract_bank(teacher, split.hr_train, cache_path=path)
+    lines = []
+    extract_bank(teacher, split.hr_train, cache_path=path, layer="pooled", log=lines.append)
+    assert any("extracting again" in m for m in lines)
+    with pytest.raises(ValueError, match="unknown feature layer 'conv3'"):
+        extract_bank(teacher, split.hr_train, layer="conv3")
+
+
 def test_bank_mismatch_errors_name_both_numbers(bank, split, teacher):
     n = len(split.y_train)
     bank.check(n, dim=256, num_classes=split.num_classes)

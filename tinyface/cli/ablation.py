@@ -58,6 +58,9 @@ def register(sub):
                    help="mu over the fine-tuning steps (linear/cosine: decay to 0)")
     d.add_argument("--feature-norm", choices=["l2", "none"], default="l2",
                    help="L2-normalise the adapted student and teacher features before regressing")
+    d.add_argument("--teacher-layer", choices=["embedding", "pooled"], default="embedding",
+                   help="regression targets: the teacher's embedding, or the pooled output of "
+                        "its last convolution stage (the embedding layer's input)")
     d.add_argument("--adapter-init", choices=["lstsq", "random"], default="lstsq",
                    help="adapter start: least squares on the student's embeddings, or random")
     d.add_argument("--T", type=float, default=4.0, help="KD temperature")
@@ -131,6 +134,7 @@ def settings_from_args(args):
             alpha=args.alpha, k=args.k, per_identity=not args.global_selection,
             informativeness=args.informativeness,
             feature_norm=args.feature_norm, adapter_init=args.adapter_init,
+            teacher_layer=args.teacher_layer,
             mu_schedule=args.mu_schedule, verification=verification)
     except ValueError as exc:
         raise CLIError(str(exc).splitlines()[0]) from None

@@ -13,7 +13,8 @@ interruption redoes only what is missing):
 2. the teacher's rows: identification top-1 at HR and on the LR test faces upsampled
    back, and identity-disjoint verification (``tinyface.distill.verification``), cached
    in ``out/teacher_eval.json`` under the teacher's fingerprint.
-3. the feature bank of the HR training faces (``out/bank.npz``).
+3. the feature bank of the HR training faces (``out/bank.npz``; ``out/bank-pooled.npz``
+   with ``teacher_layer="pooled"``).
 4. the selection for each ratio (``out/selection/ratio-R.npz``).
 5. per seed S: the student from scratch (``out/scratch-seedS``, ``train_stream``), then
    each variant fine-tuned from it (``out/seedS/VARIANT``; ``finetune``).
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.distill.bank import bank_key, extract_bank
+from tinyface.distill.bank import BANK_LAYERS, bank_key, extract_bank, layer_dim
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
                                        DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
                                        check_ratio, check_variant, finetune)
@@ -92,6 +93,7 @@ class AblationSettings:
     k: int = 10
     per_identity: bool = True
     feature_norm: str = "l2"
+    teacher_layer: str = "embedding"          # regression targets: see distill.bank
     adapter_init: str = "lstsq"
     mu_schedule: str = "constant"
     informativeness: str = "teacher"          # or "student-gap": see select.student_gap
@@ -115,6 +117,9 @@ class AblationSettings:
         for name in ("scratch_epochs", "finetune_epochs", "teacher_epochs", "batch_size", "k"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.teacher_layer not in BANK_LAYERS:
+            raise ValueError(f"teacher_layer must be one of {', '.join(BANK_LAYERS)}, got "
+                             f"{self.teacher_layer!r}")
         if self.feature_norm not in FEATURE_NORMS:
             raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}")
         if not 0.0 <= float(self.max_shift) < 0.5:
@@ -376,8 +381,10 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     # 3. feature bank
     t0 = time.perf_counter()
     say("== 3/6 teacher feature bank")
-    bank = extract_bank(teacher, split.hr_train, cache_path=out / "bank.npz", log=say)
-    bank.check(len(split.y_train), dim=teacher.embedding_dim, num_classes=split.num_classes)
+    layer = settings.teacher_layer
+    bank = extract_bank(teacher, split.hr_train, log=say, layer=layer,
+                        cache_path=out / ("bank.npz" if layer == "embedding" else f"bank-{layer}.npz"))
+    bank.check(len(split.y_train), dim=layer_dim(teacher, layer), num_classes=split.num_classes)
     phase("bank", t0)
 
     # 4. selections

@@ -5,6 +5,14 @@
     bank.logits              # (N, K) float32, the teacher's class scores (KD, selection)
     bank.check(len(split.y_train), dim=teacher.embedding_dim)   # ValueError on mismatch
 
+``layer`` picks the regression targets: ``"embedding"`` (default), the teacher's
+embedding; or ``"pooled"``, the globally average-pooled output of its last convolution
+stage (the input of the embedding's ``Linear``), an earlier, less class-shaped feature.
+Pooled features come after a ReLU: all non-negative, their directions differ little
+from face to face (cosine about 0.9), so an L2-normalised regression of them would
+barely pull. The bank therefore standardises each pooled coordinate over the faces
+(mean 0, std 1), as the embedding's BatchNorm1d does for the embedding.
+
 The teacher runs in eval mode (batch norm on running statistics), without
 augmentation, in batches. With ``cache_path`` the bank is written to a ``.npz`` file
 (temporary file, fsync, rename: a crash never leaves a partial file) together with a
@@ -24,9 +32,11 @@ import numpy as np
 
 from tinyface.atomic import json_default, savez_atomic
 
-__all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT"]
+__all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT", "BANK_LAYERS",
+           "pooled_index", "layer_dim"]
 
 BANK_FORMAT = "tinyface-feature-bank/1"
+BANK_LAYERS = ("embedding", "pooled")
 
 
 @dataclass
@@ -109,6 +119,39 @@ class FeatureBank:
         return cls(emb, logits, meta)
 
 
+def pooled_index(teacher):
+    """Index of the ``GlobalAvgPool2d`` in ``teacher.features`` (``ValueError`` if none)."""
+    for i, layer in enumerate(teacher.features.children()):
+        if type(layer).__name__ == "GlobalAvgPool2d":
+            return i
+    raise ValueError("the teacher has no global average pool to take pooled features from")
+
+
+def layer_dim(teacher, layer="embedding"):
+    """Width of the teacher's ``layer`` features (``BANK_LAYERS``)."""
+    if layer not in BANK_LAYERS:
+        raise ValueError(f"unknown feature layer {layer!r}; choose one of {', '.join(BANK_LAYERS)}")
+    if layer == "embedding":
+        return int(teacher.embedding_dim)
+    after = teacher.features.children()[pooled_index(teacher) + 1]   # Linear(C, D)
+    return int(after.params["weight"].shape[1])
+
+
+def _forward_layer(teacher, x, layer):
+    """x: (B, 3, H, W) float32 -> ``(features (B, D), logits (B, K))`` in eval mode."""
+    if layer == "embedding":
+        return teacher.forward_both(x)
+    stop = pooled_index(teacher)
+    h = x
+    for i, mod in enumerate(teacher.features.children()):
+        h = mod.forward(h)
+        if i == stop:
+            pooled = np.array(h, np.float32).reshape(len(x), -1)        # (B, C)
+    if teacher.dropout is not None:
+        h = teacher.dropout.forward(h)
+    return pooled, teacher.classifier.forward(h)                       # (B, C), (B, K)
+
+
 def bank_key(teacher, hr_images):
     """A fingerprint of the teacher (architecture, weights, buffers) and the faces."""
     h = hashlib.sha1()
@@ -122,13 +165,16 @@ def bank_key(teacher, hr_images):
     return h.hexdigest()[:24]
 
 
-def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, log=None):
-    """The teacher's embeddings and logits for ``hr_images``: a ``FeatureBank``.
+def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, log=None,
+                 layer="embedding"):
+    """The teacher's features and logits for ``hr_images``: a ``FeatureBank``.
 
     teacher: a ``FaceNet`` (``forward_both``); hr_images: (N, 3, H, W) uint8 at the
     teacher's input size; batch_size: faces per forward pass; cache_path: ``.npz``
     file to load from / write to (None: no cache); key: what identifies this bank in
-    the cache (None: ``bank_key(teacher, hr_images)``); log: callable for progress lines.
+    the cache (None: ``bank_key(teacher, hr_images)``, plus ``layer`` unless it is the
+    embedding); log: callable for progress lines; layer: ``"embedding"`` or ``"pooled"``
+    (see the module docstring).
     A cached file whose key, face count or width differs is recomputed and replaced.
     """
     from tinyface.data import to_float
@@ -144,8 +190,11 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
                          f"images are {tuple(x.shape[1:])}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    key = bank_key(teacher, x) if key is None else str(key)
-    n, dim = len(x), int(teacher.embedding_dim)
+    dim = layer_dim(teacher, layer)
+    if key is None:
+        key = bank_key(teacher, x) + ("" if layer == "embedding" else f"-{layer}")
+    key = str(key)
+    n = len(x)
     if cache_path is not None and Path(cache_path).is_file():
         try:
             bank = FeatureBank.load(cache_path)
@@ -166,7 +215,7 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
     with eval_mode(teacher):
         for a in range(0, n, int(batch_size)):
             b = min(n, a + int(batch_size))
-            e, z = teacher.forward_both(to_float(x[a:b]))             # (B, Dt), (B, K)
+            e, z = _forward_layer(teacher, to_float(x[a:b]), layer)   # (B, Dt), (B, K)
             emb[a:b], logits[a:b] = e, z
             now = time.perf_counter()
             if now - last >= 10.0 and b < n:
@@ -174,10 +223,13 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
                 rate = b / (now - t0)
                 say(f"  feature bank: {b}/{n} faces, {rate:.0f} faces/s, "
                     f"ETA {(n - b) / rate:.0f} s")
+    if layer == "pooled":                      # standardise each coordinate (see above)
+        emb -= emb.mean(axis=0, dtype=np.float64).astype(np.float32)           # (N, C)
+        emb /= emb.std(axis=0, dtype=np.float64).astype(np.float32) + np.float32(1e-5)
     seconds = time.perf_counter() - t0
     norms = np.linalg.norm(emb, axis=1)
     meta = {"key": key, "teacher": teacher.spec.get("name") if hasattr(teacher, "spec") else None,
-            "image_shape": list(x.shape[1:]), "seconds": seconds,
+            "layer": layer, "image_shape": list(x.shape[1:]), "seconds": seconds,
             "embedding_norm_mean": float(norms.mean()), "embedding_norm_std": float(norms.std())}
     bank = FeatureBank(emb, logits, meta).check(n, dim)
     say(f"feature bank: {n} x {dim} in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} faces/s); "

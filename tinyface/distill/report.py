@@ -93,7 +93,8 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"{s['finetune_epochs']} epochs of fine-tuning (SGD lr {s['finetune_lr']:g}, "
              f"cosine, weight decay {s.get('finetune_weight_decay', 5e-4):g}); batch "
              f"{s['batch_size']}; last epoch reported. "
-             f"Regression: mu {s['mu']:g} ({s['mu_schedule']}), {s['feature_norm']} features, "
+             f"Regression: mu {s['mu']:g} ({s['mu_schedule']}), {s['feature_norm']} features "
+             f"(the teacher's {s.get('teacher_layer', 'embedding')}), "
              f"adapter {s['adapter_init']}; KD: T {s['T']:g}, weight {s['kd_weight']:g}; "
              f"selection ratio {s['ratio']:g} ({'per identity' if s['per_identity'] else 'global'}, "
              f"k {s['k']}, alpha {s['alpha']:g}); random: a random subset of the same size.", "",
