@@ -17,8 +17,9 @@ A a training-only ``Linear(64, 256)`` adapter and n the L2 normalisation (see
 Modules: ``bank`` (the teacher feature bank, cached ``.npz``), ``model``
 (``DistillStudent``: student + adapter as one trainable, checkpointable module),
 ``finetune`` (weights per variant, the training step, ``finetune``), ``verification``
-(identity-disjoint pairs for models trained on an identification split), ``ablation``
-(the whole experiment, ``python -m tinyface ablation``).
+(identity-disjoint pairs for models trained on an identification split), ``settings``
+(``AblationSettings``, the ablation's recipe), ``ablation`` (the whole experiment,
+``python -m tinyface ablation``), ``report`` and ``figures`` (its table and plots).
 """
 from tinyface.distill.bank import FeatureBank, bank_key, extract_bank
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,

@@ -33,123 +33,23 @@ deviation over seeds (ddof = 1).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tinyface.distill.bank import BANK_LAYERS, bank_key, extract_bank, layer_dim
-from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
-                                       DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
-                                       check_ratio, check_variant, finetune)
+from tinyface.distill.bank import bank_key, extract_bank, layer_dim
+from tinyface.distill.finetune import finetune
 from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, mean_std, rows_table, sizes_record,
                                      write_report)
+from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
+                                       run_signature)
 from tinyface.distill.verification import disjoint_pairs, verify_disjoint
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
-           "cached_selection", "mean_std"]
+           "cached_selection", "mean_std", "DEFAULT_RATIOS", "INFORMATIVENESS", "run_signature"]
 
-DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
-# where the selector's node scores u come from: the teacher alone (confidence, margin,
-# centre closeness), or the gap between the teacher and each seed's scratch student
-INFORMATIVENESS = ("teacher", "student-gap")
-
-
-@dataclass
-class AblationSettings:
-    """Every setting of an ablation run (JSON-able; written to results.json)."""
-    seeds: int = 3
-    first_seed: int = 0
-    scratch_epochs: int = 30
-    finetune_epochs: int = 30
-    teacher_epochs: int = 40
-    teacher_arch: str = "teacher"
-    batch_size: int = 64
-    # from-scratch recipe: stronger weight decay and a lower rate than ``train-student``'s
-    # defaults (0.05, 5e-4); the student reaches 99 % training accuracy either way, and on
-    # LFW-158 (3 seeds, 30 epochs) this lifted test top-1 from 75.5 to 77.6 %
-    scratch_lr: float = 0.03
-    scratch_weight_decay: float = 3e-3
-    finetune_lr: float = DEFAULT_FINETUNE_LR
-    finetune_weight_decay: float = 3e-3
-    augment: bool = True
-    # students' random shifts, as a fraction of the side: none by default, because at
-    # 16 px a shift of a fraction of a pixel is a bilinear blur (measured on LFW-158,
-    # seed 0, 30 epochs: 72.0% top-1 with shifts of up to 1 px, 75.8% without)
-    max_shift: float = 0.0
-    variants: tuple = VARIANTS
-    # three times the fine-tuning default: with the scratch recipe above, LFW-158 seed 0
-    # gave full 81.0 / selective 80.9 % at mu 1, 81.0 / 82.1 at mu 3, 80.4 / 79.9 at mu 10
-    mu: float = 3.0 * DEFAULT_MU
-    T: float = DEFAULT_T
-    kd_weight: float = DEFAULT_KD_WEIGHT
-    ratio: float = 0.5
-    ratios: tuple = DEFAULT_RATIOS
-    alpha: float = 1.0
-    k: int = 10
-    per_identity: bool = True
-    feature_norm: str = "l2"
-    teacher_layer: str = "embedding"          # regression targets: see distill.bank
-    adapter_init: str = "lstsq"
-    mu_schedule: str = "constant"
-    informativeness: str = "teacher"          # or "student-gap": see select.student_gap
-    verification: dict = field(default_factory=dict)   # synthetic pairs options
-
-    def __post_init__(self):
-        self.variants = tuple(self.variants)
-        self.ratios = tuple(float(r) for r in self.ratios)
-        self.validate()
-
-    def validate(self):
-        for v in self.variants:
-            check_variant(v)
-        if not self.variants:
-            raise ValueError("no variants to run")
-        self.ratio = check_ratio(self.ratio)
-        for r in self.ratios:
-            check_ratio(r)
-        if int(self.seeds) < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
-        for name in ("scratch_epochs", "finetune_epochs", "teacher_epochs", "batch_size", "k"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.teacher_layer not in BANK_LAYERS:
-            raise ValueError(f"teacher_layer must be one of {', '.join(BANK_LAYERS)}, got "
-                             f"{self.teacher_layer!r}")
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}")
-        if not 0.0 <= float(self.max_shift) < 0.5:
-            raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
-        if self.mu_schedule not in MU_SCHEDULES:
-            raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}")
-        if self.informativeness not in INFORMATIVENESS:
-            raise ValueError(f"informativeness must be one of {INFORMATIVENESS}")
-        for name, low in (("scratch_lr", None), ("finetune_lr", None),
-                          ("scratch_weight_decay", 0.0), ("finetune_weight_decay", 0.0)):
-            v = float(getattr(self, name))
-            if not (v > 0 if low is None else v >= low) or not math.isfinite(v):
-                what = "> 0" if low is None else ">= 0"
-                raise ValueError(f"the {name.replace('_', ' ')} must be a finite number "
-                                 f"{what}, got {getattr(self, name)}")
-        if not self.mu >= 0 or not self.T > 0 or not self.kd_weight >= 0 or not self.alpha >= 0:
-            raise ValueError("mu, kd_weight and alpha must be >= 0 and T > 0")
-        return self
-
-    @property
-    def seed_list(self):
-        return [int(self.first_seed) + i for i in range(int(self.seeds))]
-
-    def to_dict(self):
-        d = dataclasses.asdict(self)
-        d["variants"], d["ratios"] = list(self.variants), list(self.ratios)
-        return d
-
-
-# ----------------------------------------------------------------- helpers
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text())
@@ -445,7 +345,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         t1 = time.perf_counter()
         name = variant if variant not in ("random", "selective") or ratio == settings.ratio \
             else f"{variant}-r{ratio:g}"
-        sig = _run_signature(settings, split, bank, variant, seed, key[2])
+        sig = run_signature(settings, split, bank, variant, seed, key[2])
         run_ratio = settings.ratio if ratio is None else ratio
         sel = selection_for(seed, run_ratio) if variant in ("random", "selective") else None
         model, metrics = _variant_run(students[seed], split, bank, variant, settings, seed,
@@ -517,28 +417,6 @@ def _scores_text(r):
     if r.get("verification"):
         text += f", verification {100 * r['verification']['accuracy']:.1f}%"
     return text
-
-
-def _run_signature(settings, split, bank, variant, seed, ratio):
-    """What a fine-tuning run depends on (a cached run is reused only if it matches)."""
-    sig = {"variant": variant, "seed": seed, "split": split.meta, "bank": bank.meta["key"],
-           "scratch": [settings.scratch_epochs, settings.scratch_lr,
-                       settings.scratch_weight_decay],
-           "finetune": [settings.finetune_epochs, settings.finetune_lr,
-                        settings.finetune_weight_decay],
-           "batch_size": settings.batch_size, "augment": settings.augment,
-           "max_shift": settings.max_shift}
-    if variant == "kd":
-        sig.update(T=settings.T, kd_weight=settings.kd_weight)
-    if variant in ("full", "random", "selective"):
-        sig.update(mu=settings.mu, mu_schedule=settings.mu_schedule,
-                   feature_norm=settings.feature_norm, adapter_init=settings.adapter_init)
-    if variant in ("random", "selective"):
-        sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
-                   per_identity=settings.per_identity)
-    if variant == "selective" and settings.informativeness != "teacher":
-        sig.update(informativeness=settings.informativeness)
-    return sig
 
 
 def _all_selected(n, settings):
