@@ -9,7 +9,7 @@
 embedding; or ``"pooled"``, the globally average-pooled output of its last convolution
 stage (the input of the embedding's ``Linear``), an earlier, less class-shaped feature.
 Pooled features come after a ReLU: all non-negative, their directions differ little
-from face to face (cosine about 0.9), so an L2-normalised regression of them would
+from face to face (cosine 0.91 on average between two LFW faces, for the LFW teacher), so an L2-normalised regression of them would
 barely pull. The bank therefore standardises each pooled coordinate over the faces
 (mean 0, std 1), as the embedding's BatchNorm1d does for the embedding.
 
