@@ -282,8 +282,9 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     t0 = time.perf_counter()
     say("== 3/6 teacher feature bank")
     layer = settings.teacher_layer
-    bank = extract_bank(teacher, split.hr_train, log=say, layer=layer,
-                        cache_path=out / ("bank.npz" if layer == "embedding" else f"bank-{layer}.npz"))
+    bank_file = "bank.npz" if layer == "embedding" else f"bank-{layer}.npz"
+    bank = extract_bank(teacher, split.hr_train, cache_path=out / bank_file, log=say,
+                        layer=layer)
     bank.check(len(split.y_train), dim=layer_dim(teacher, layer), num_classes=split.num_classes)
     phase("bank", t0)
 

@@ -9,9 +9,10 @@
 embedding; or ``"pooled"``, the globally average-pooled output of its last convolution
 stage (the input of the embedding's ``Linear``), an earlier, less class-shaped feature.
 Pooled features come after a ReLU: all non-negative, their directions differ little
-from face to face (cosine 0.91 on average between two LFW faces, for the LFW teacher), so an L2-normalised regression of them would
-barely pull. The bank therefore standardises each pooled coordinate over the faces
-(mean 0, std 1), as the embedding's BatchNorm1d does for the embedding.
+from face to face (for the LFW teacher, cosine 0.91 on average between two faces), so
+an L2-normalised regression of them would barely pull. The bank therefore standardises
+each pooled coordinate over the faces (mean 0, std 1), as the embedding's BatchNorm1d
+does for the embedding.
 
 The teacher runs in eval mode (batch norm on running statistics), without
 augmentation, in batches. With ``cache_path`` the bank is written to a ``.npz`` file
