@@ -136,3 +136,12 @@ def test_pooled_teacher_layer_regresses_the_trunk_features(quick_run, tmp_path, 
     assert (tmp_path / "bank-pooled.npz").is_file() and not (tmp_path / "bank.npz").exists()
     assert "the teacher's pooled" in (tmp_path / "results.md").read_text()
     assert res["rows"]["student + full"]["top1"]["values"]
+
+
+def test_command_line_defaults_are_the_settings_defaults():
+    # the parser repeats each default for --help: they must be AblationSettings' own
+    from tinyface.cli import build_parser
+    from tinyface.cli.ablation import settings_from_args
+    from tinyface.distill.ablation import AblationSettings
+    args = build_parser().parse_args(["ablation"])
+    assert settings_from_args(args).to_dict() == AblationSettings().to_dict()
