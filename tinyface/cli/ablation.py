@@ -28,7 +28,16 @@ def register(sub):
     t = p.add_argument_group("teacher")
     t.add_argument("--teacher", metavar="PATH",
                    help="teacher run folder or its model.npz; trained there when missing "
-                        "(default: OUT/teacher)")
+                        "(default: OUT/teacher); or dlib-resnet: dlib's pretrained ResNet, "
+                        "frozen, with a softmax head fitted on the training identities")
+    t.add_argument("--teacher-weights", metavar="PATH",
+                   help="with --teacher dlib-resnet: the folder (or a file) of its weights "
+                        "(default: $TINYFACE_DATA/dlib_resnet, ../shared/data/dlib_resnet, "
+                        "then the download script's cache)")
+    t.add_argument("--pretrained-hr-size", type=int, default=90,
+                   help="with --teacher dlib-resnet: side at which its HR faces are decoded "
+                        "from the image files (90: LFW3D's own size), then resized to 150; 0: "
+                        "the --hr-size faces")
     t.add_argument("--teacher-arch", choices=["teacher", "teacher-lite"], default="teacher",
                    help="architecture of a teacher trained here")
     t.add_argument("--teacher-epochs", type=int, default=40, help="epochs of a teacher trained here")
@@ -135,7 +144,8 @@ def settings_from_args(args):
             informativeness=args.informativeness,
             feature_norm=args.feature_norm, adapter_init=args.adapter_init,
             teacher_layer=args.teacher_layer,
-            mu_schedule=args.mu_schedule, verification=verification)
+            mu_schedule=args.mu_schedule, verification=verification,
+            pretrained_hr_size=args.pretrained_hr_size)
     except ValueError as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
 
@@ -146,11 +156,17 @@ def run(args):
     from tinyface.train import TrainingDiverged
     if args.quick:
         _apply_quick(args)
+    from tinyface.distill.frozen_teacher import check_teacher_options
     settings = settings_from_args(args)          # bad settings fail before any work
+    try:
+        check_teacher_options(args.teacher, args.teacher_weights, settings)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     split = split_from_args(args, log=log)
     try:
         run_ablation(split, settings, args.out, teacher_path=args.teacher, data=args.data,
-                     data_root=args.data_root, cache_dir=args.cache, log=log)
+                     data_root=args.data_root, cache_dir=args.cache, log=log,
+                     teacher_weights=args.teacher_weights)
     except (DataError, FileNotFoundError, ValueError, TrainingDiverged) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     return 0

@@ -19,12 +19,13 @@ def register(sub):
         "info", help="print a model's layers, output shapes, parameters, bytes and FLOPs per face",
         description="Print a model's spec and a per-layer table: output shape per face, "
                     "parameters, bytes (float32) and forward FLOPs per face, with totals. "
-                    "MODEL is a zoo name (student, teacher, teacher-lite), a checkpoint "
+                    "MODEL is a zoo name (student, teacher, teacher-lite, dlib-resnet), a checkpoint "
                     "written by tinyface.checkpoint, or a .json spec file.",
         formatter_class=_Formatter)
     p.add_argument("model", nargs="?", default="student", metavar="MODEL",
                    help="'student' (16x16, with its LFW-158 classifier), 'teacher' (64x64), "
-                        "'teacher-lite', a checkpoint path (.npz) or a spec file (.json)")
+                        "'teacher-lite', 'dlib-resnet' (150x150, the pretrained teacher's "
+                        "layers), a checkpoint path (.npz) or a spec file (.json)")
     p.add_argument("--num-classes", type=int, default=None,
                    help="classifier size for a zoo name or a spec file (default: 158 for a "
                         "zoo name, the file's own for a spec file)")
@@ -69,7 +70,8 @@ def _load(args):
 
 
 def run(args):
-    from tinyface.models import STUDENT_MAX_PARAMS, FaceNet, format_spec, format_summary, summary
+    from tinyface.models import (PRETRAINED, STUDENT_MAX_PARAMS, FaceNet, format_spec,
+                                 format_summary, summary)
 
     model, source = _load(args)
     if not isinstance(model, FaceNet):
@@ -84,6 +86,12 @@ def run(args):
         raise CLIError(f"cannot run {args.model!r}: {e}") from None
     print(format_summary(rows))
     n, flops = model.num_parameters(), sum(r["flops"] for r in rows)
+    head = model.classifier.num_parameters()
+    print(f"embedding trunk (features): {n - head:,} parameters; classifier "
+          f"Linear({model.embedding_dim}, {model.num_classes}): {head:,}")
+    if model.spec["name"] in PRETRAINED:
+        print(f"pretrained weights: tinyface.models.load_pretrained({model.spec['name']!r}) "
+              f"reads them (python data_scripts/download_teacher.py fetches them)")
     share = (f"{n / STUDENT_MAX_PARAMS:.1%} of it (within)" if n <= STUDENT_MAX_PARAMS
              else f"{n / STUDENT_MAX_PARAMS:.1f}x it (over)")
     print(f"student budget: 0.15 MB = 0.15 * 2**20 bytes = {STUDENT_MAX_PARAMS:,} float32 "

@@ -15,9 +15,10 @@ copied to the GPU, and the copy is counted (``transfer_counts()``) or, inside
 Modules, one per op family, each a CPU-reference-first file in the style of llm.c's
 ``dev/cuda``: ``gemm`` (the shared-memory tiled matrix product under conv and linear),
 ``conv``, ``linear``, ``batchnorm``, ``activation``, ``pool``, ``dropout``, ``losses``,
-``optim`` (device SGD), ``reduce`` (the deterministic two-pass per-channel sums),
-``arrays`` (host <-> device), ``launch`` (block sizes, simulator switch), ``selfcheck``
-(CUDA against CPU, at tiny shapes under the simulator or real shapes on a GPU).
+``affine`` (per-channel scale and shift), ``pad`` (zero padding), ``optim`` (device SGD),
+``reduce`` (the deterministic two-pass per-channel sums), ``arrays`` (host <-> device),
+``launch`` (block sizes, simulator switch), ``selfcheck`` (CUDA against CPU, at tiny
+shapes under the simulator or real shapes on a GPU).
 
 Importing this package is cheap: it imports neither numba.cuda nor any kernel until an
 op or helper is first used. Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before numba
@@ -48,11 +49,11 @@ _numpy_compat()
 
 # submodules whose public functions this package re-exports (ops first)
 MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "losses",
-           "normalize", "arrays", "optim"]
+           "normalize", "affine", "pad", "arrays", "optim"]
 
 # the kernel modules the PTX test compiles (each has a ``PTX_SIGNATURES`` dict)
 KERNEL_MODULES = ["gemm", "reduce", "arrays", "conv", "linear", "batchnorm", "activation",
-                  "pool", "dropout", "losses", "normalize", "optim"]
+                  "pool", "dropout", "losses", "normalize", "affine", "pad", "optim"]
 
 HOW_TO_CPU = ("run on the CPU with --device cpu (tinyface.backend.set_backend('numba')), or set "
               "NUMBA_ENABLE_CUDASIM=1 before starting Python to simulate the GPU "

@@ -13,12 +13,12 @@ Each check feeds both tiers the same float32 inputs and reports, per output tens
 ``err = max |cuda - cpu| / max |cpu|`` (the error relative to the tensor's scale) against
 a tolerance that depends on how the two tiers compute it:
 
-- ``exact`` (0): ReLU, max pooling, flatten, the dropout mask: the same float32
-  operations in the same order, bit for bit;
-- ``elementwise`` (1e-6): PReLU, average pooling, SGD: the same formula, possibly
-  contracted into fused multiply-adds on the GPU (a rounding or two);
-- ``reduction`` (1e-5): batch norm, losses, slope and bias gradients: float64 sums in
-  another order (a tree instead of a loop), then rounded to float32;
+- ``exact`` (0): ReLU, max pooling, flatten, zero padding, the dropout mask: the same
+  float32 operations in the same order, bit for bit;
+- ``elementwise`` (1e-6): PReLU, the per-channel affine, average pooling, SGD: the same
+  formula, possibly contracted into fused multiply-adds on the GPU (a rounding or two);
+- ``reduction`` (1e-5): batch norm, losses, slope, scale and bias gradients: float64
+  sums in another order (a tree instead of a loop), then rounded to float32;
 - ``gemm`` (1e-4): conv and linear: float32 dot products summed in another order
   (tiles of 16 instead of the CPU's loop): error grows like sqrt(K) * 6e-8.
 """
@@ -34,8 +34,9 @@ TOL = {"exact": 0.0, "elementwise": 1e-6, "reduction": 1e-5, "gemm": 1e-4}
 
 # the op checks (names are stable: the tests parametrize over them)
 CHECK_NAMES = ["conv2d", "linear", "batchnorm", "relu", "prelu", "maxpool2d", "avgpool2d",
-               "global_avgpool", "flatten", "dropout", "softmax_cross_entropy",
-               "feature_regression", "distillation", "l2_normalize", "device_tensor", "sgd", "adam", "bad_input"]
+               "global_avgpool", "flatten", "channel_affine", "zero_pad", "dropout",
+               "softmax_cross_entropy", "feature_regression", "distillation", "l2_normalize",
+               "device_tensor", "sgd", "adam", "bad_input"]
 
 
 def rel_err(got, want):
@@ -192,6 +193,29 @@ def check_prelu(rep, rng, cases):
         (dx2, da2), (dx1, da1) = tc.prelu_backward(to_device(g), c2), kernels.prelu_backward(g, c1)
         rep.add("prelu", case, "dx", dx2, dx1, "elementwise")
         rep.add("prelu", case, "dalpha", da2, da1, "reduction")
+
+
+def check_channel_affine(rep, rng, cases):
+    from tinyface import kernels
+    from tinyface import cuda as tc
+    from tinyface.cuda.arrays import to_device
+    for shape in cases:
+        case = "x".join(map(str, shape))
+        x, w, b = _f32(rng, *shape), _f32(rng, shape[1]), _f32(rng, shape[1])
+        o1, c1 = kernels.channel_affine_forward(x, w, b)
+        o2, c2 = tc.channel_affine_forward(to_device(x), to_device(w), to_device(b))
+        rep.add("channel_affine", case, "out", o2, o1, "elementwise")
+        g = _f32(rng, *shape)
+        for name, kind, a, bb in zip(("dx", "dw", "db"), ("elementwise", "reduction", "reduction"),
+                                     tc.channel_affine_backward(to_device(g), c2),
+                                     kernels.channel_affine_backward(g, c1)):
+            rep.add("channel_affine", case, name, a, bb, kind)
+
+
+def check_zero_pad(rep, rng, cases):
+    for shape, target in cases:
+        _fwd_bwd_check(rep, rng, "zero_pad", f"{'x'.join(map(str, shape))} -> {target}",
+                       _f32(rng, *shape), "exact", args=target)
 
 
 def _pool_check(rep, rng, cases, op, kind):
@@ -443,6 +467,9 @@ def tiny_cases():
         "l2_normalize": [(3, 5), (20, 2)],
         "device_tensor": [(3, 5)],
         "bad_input": [(2, 3)],
+        "channel_affine": [(2, 3, 2, 3), (1, 2, 1, 5)],
+        "zero_pad": [((2, 2, 3, 3), (4, 4, 4)), ((1, 3, 2, 2), (3, 2, 3)),
+                     ((2, 1, 2, 3), (1, 2, 3))],
         "sgd": [((7,), dict(lr=0.1)),
                 ((3, 5), dict(lr=0.1, momentum=0.9, weight_decay=5e-4)),
                 ((3, 5), dict(lr=0.05, momentum=0.9, nesterov=True)),
@@ -490,6 +517,8 @@ def real_cases():
     cases["adam"] += [((16, 16, 3, 3), False, dict(lr=1e-3, weight_decay=5e-4)),
                       ((256, 64), True, dict(lr=1e-3))]
     cases["bad_input"] += [(256, 64)]
+    cases["channel_affine"] += [(256, 16, 16, 16), (32, 256, 8, 8)]
+    cases["zero_pad"] += [((256, 16, 8, 8), (32, 8, 8)), ((32, 64, 17, 17), (64, 18, 18))]
     for k, v in cases.items():                  # drop duplicates, keep the order
         cases[k] = list({repr(c): c for c in v}.values())
     return cases

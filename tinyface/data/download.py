@@ -5,6 +5,8 @@ written to ``<dest>.part`` and renamed only when the checksum matches).
 :func:`script_main` is the command line of ``data_scripts/download_*.py``: every
 failure (offline, HTTP error, checksum mismatch, bad archive) prints one line
 ``error: ...`` and returns exit code 1, never a traceback.
+:func:`fetch_teacher` / :func:`teacher_main` do the same for ``data_scripts/download_teacher.py``
+(dlib's ResNet weights out of the npm tarball; exit code 2 on failure).
 """
 from __future__ import annotations
 
@@ -13,14 +15,18 @@ import hashlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
+from .cache import default_cache_dir
 from .dataset import DataError
 
 SOURCES = {
@@ -202,3 +208,139 @@ def script_main(dataset: str, argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+# --- the teacher's weights: dlib's ResNet as the npm package @vladmandic/face-api ships it ---
+# The constants (names, sha256, sizes) live in tinyface.models.weights.DLIB_FILES; imported
+# inside the functions, since that module imports this one.
+
+def _npm_pack(spec: str, dest: Path, timeout: float) -> Path:
+    """``npm pack <spec>`` in ``dest``; returns the tarball. DownloadError (one line) on failure."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DownloadError("npm is not on PATH")
+    try:
+        r = subprocess.run([npm, "pack", spec, "--fetch-retries=1"], cwd=dest, timeout=timeout,
+                           capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        raise DownloadError(f"npm pack timed out after {timeout:g} s (offline?)") from None
+    except OSError as exc:
+        raise DownloadError(f"npm pack could not start ({exc})") from None
+    tgz = sorted(dest.glob("*.tgz"))
+    if r.returncode != 0 or len(tgz) != 1:
+        lines = [s.strip() for s in (r.stderr + r.stdout).splitlines() if s.strip()]
+        errs = [s.split(None, 2)[2] for s in lines           # "npm ERR! x" / "npm error x"
+                if s.startswith(("npm ERR!", "npm error")) and len(s.split(None, 2)) == 3]
+        why = [e for e in errs if e.startswith("code ")][:1]
+        why += [e for e in errs if not e.startswith(("code ", "syscall ", "errno "))][:1]
+        why = "; ".join(why) or (lines[-1] if lines else "no output")
+        raise DownloadError(f"npm pack failed (exit {r.returncode}: {why[:200]})")
+    return tgz[0]
+
+
+def _teacher_members(tgz: Path, files: dict) -> dict:
+    """Read the two model files out of the tarball into memory: {name: bytes}."""
+    out = {}
+    try:
+        with tarfile.open(tgz, "r:gz") as tf:
+            for name in (files["manifest"], files["binary"]):
+                member = files["tarball_dir"] + name
+                try:
+                    info = tf.getmember(member)
+                except KeyError:
+                    raise DownloadError(f"archive {tgz} has no {member} "
+                                        "(not the @vladmandic/face-api tarball?)") from None
+                if not info.isfile() or info.size > 64 << 20:
+                    raise DownloadError(f"archive {tgz}: {member} is not a plain file")
+                out[name] = tf.extractfile(info).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DownloadError(f"archive {tgz} is truncated or corrupt ({exc})") from None
+    return out
+
+
+def fetch_teacher(out, archive=None, timeout: float = 300.0, log=None) -> Path:
+    """Put dlib's manifest + binary into ``out`` (sha256-checked, atomic); returns ``out``.
+
+    archive: a local copy of the npm tarball; None runs ``npm pack`` in a temporary folder.
+    Tarball checksum policy: the npm tarball of a published version never changes, so a
+    fetched one that differs is refused. A local --archive that differs (a repacked or other
+    version of the package) is accepted only when both model files match their own sha256,
+    which are what the code relies on. Both files are checked before either is written, so a
+    failure leaves nothing in ``out``. Raises DownloadError with a one-line message.
+    """
+    from tinyface.atomic import write_bytes_atomic
+    from tinyface.models.weights import DLIB_FILES as files
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    out = Path(out).expanduser()
+    spec = files["npm_package"]
+    advice = (f"download {files['tarball']} elsewhere (npm pack {spec}) and pass --archive PATH, "
+              f"or set TINYFACE_DATA to a folder holding {files['subdir']}/")
+    with tempfile.TemporaryDirectory(prefix="tinyface-npm-") as tmp:
+        if archive is None:
+            try:
+                tgz = _npm_pack(spec, Path(tmp), timeout)
+            except DownloadError as exc:
+                raise DownloadError(f"cannot fetch {spec}: {exc}; {advice}") from None
+        else:
+            tgz = Path(archive).expanduser()
+            if not tgz.is_file():
+                raise DownloadError(f"archive {tgz} does not exist; {advice}")
+        tgz_sha = file_digest(tgz, "sha256")
+        tgz_ok = tgz_sha == files["tarball_sha256"]
+        if not tgz_ok and archive is None:
+            raise DownloadError(f"npm gave {tgz.name} with sha256 {tgz_sha}, expected "
+                                f"{files['tarball_sha256']}; refusing it")
+        data = _teacher_members(tgz, files)
+    for name, want in ((files["manifest"], files["manifest_sha256"]),
+                       (files["binary"], files["binary_sha256"])):
+        got = hashlib.sha256(data[name]).hexdigest()
+        if got != want:
+            raise DownloadError(f"{name} in {tgz} has sha256 {got}, expected {want}")
+    if not tgz_ok:
+        log(f"note: {tgz} has sha256 {tgz_sha}, not that of {files['tarball']}; accepted "
+            "because both model files match their known sha256")
+    written = []
+    try:
+        for name, blob in data.items():
+            written.append(out / name)
+            write_bytes_atomic(out / name, blob)
+    except OSError as exc:
+        for p in written[:-1]:
+            p.unlink(missing_ok=True)
+        raise DownloadError(f"cannot write {written[-1]}: {exc}") from None
+    return out
+
+
+def teacher_main(argv=None) -> int:
+    """Command line of ``data_scripts/download_teacher.py``; returns the exit code (2 on error)."""
+    from tinyface.models.weights import DLIB_FILES as files
+
+    default_out = default_cache_dir() / files["subdir"]
+    p = argparse.ArgumentParser(
+        prog="download_teacher.py", formatter_class=_Formatter,
+        description=f"Fetch dlib's pretrained face ResNet ({files['manifest']} + {files['binary']})"
+                    f" from the npm package {files['npm_package']} (or a local copy of its "
+                    "tarball), check the sha256 and put the two files in --out.")
+    p.add_argument("--archive", default=None,
+                   help=f"a local {files['tarball']} instead of running npm pack")
+    p.add_argument("--out", default=str(default_out),
+                   help="output folder (the default is where find_weights_dir() looks last)")
+    p.add_argument("--timeout", type=float, default=300.0, help="npm pack time limit, seconds")
+    args = p.parse_args(argv)
+    try:
+        out = fetch_teacher(args.out, archive=args.archive, timeout=args.timeout)
+    except (DownloadError, OSError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    print(f"teacher: {files['manifest']} and {files['binary']} (sha256 verified) are in {out}")
+    if out.resolve() == default_out.resolve():
+        print("tinyface.models.weights.find_weights_dir() finds them there (its last place, "
+              "after $TINYFACE_DATA/dlib_resnet or ../shared/data/dlib_resnet)")
+    else:
+        print(f"use them with find_weights_dir({str(out)!r}) (weights=...), or name the folder "
+              f"{files['subdir']} and set TINYFACE_DATA to its parent")
+    return 0

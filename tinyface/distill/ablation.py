@@ -9,7 +9,9 @@ interruption redoes only what is missing):
 1. the teacher: ``teacher_path`` (a run folder or its ``model.npz``) is loaded if it
    holds a finished run (``metrics.json``) or is a file; an interrupted run there is
    resumed; otherwise a teacher is trained there with ``train_stream`` (default folder
-   ``out/teacher``). It is trained once, on the split's HR training faces.
+   ``out/teacher``). It is trained once, on the split's HR training faces. With
+   ``teacher_path="dlib-resnet"`` a pretrained teacher is loaded instead, frozen, with
+   a softmax head fitted on the target identities (``tinyface.distill.frozen_teacher``).
 2. the teacher's rows: identification top-1 at HR and on the LR test faces upsampled
    back, and identity-disjoint verification (``tinyface.distill.verification``), cached
    in ``out/teacher_eval.json`` under the teacher's fingerprint.
@@ -45,6 +47,7 @@ from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, mean_std, rows_tab
                                      write_report)
 from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
                                        run_signature)
+from tinyface.distill.trained_teacher import load_teacher, teacher_rows, ver_summary
 from tinyface.distill.verification import disjoint_pairs, verify_disjoint
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
@@ -60,56 +63,6 @@ def _read_json(path):
 def _same(a, b):
     """JSON-level equality (tuples and lists alike)."""
     return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
-
-
-def load_teacher(split, settings, path, log):
-    """The teacher for ``split``: loaded from ``path``, resumed, or trained there."""
-    from tinyface.pipeline import load_stream, train_stream
-    from tinyface.train import ResumeMismatchError, TrainConfig
-    path = Path(path)
-    if path.suffix == ".npz":
-        if path.is_file():
-            log(f"teacher: loading {path}")
-            return _fits(load_stream(path), split, path)
-        folder = path.parent
-    else:
-        folder = path
-    if (folder / "metrics.json").is_file() and (folder / "model.npz").is_file():
-        log(f"teacher: loading the trained teacher in {folder}")
-        return _fits(load_stream(folder), split, folder)
-    cfg = TrainConfig(epochs=settings.teacher_epochs, batch_size=settings.batch_size,
-                      seed=int(split.meta.get("seed", 0)), augment=settings.augment)
-    resume = (folder / "checkpoint.npz").is_file()
-    log(f"teacher: {'resuming' if resume else 'training'} a {settings.teacher_arch} for "
-        f"{settings.teacher_epochs} epochs in {folder} (trained once, then cached)")
-    try:
-        res = train_stream(split, "teacher", cfg, folder, arch=settings.teacher_arch,
-                           resume=resume, log=log)
-    except ResumeMismatchError as exc:
-        raise ValueError(f"cannot resume the teacher in {folder}: {str(exc).splitlines()[0]}") from None
-    return res["model"]
-
-
-SPLIT_KEYS = ("data", "seed", "train_fraction", "min_images", "hr_size", "lr_method")
-
-
-def _fits(teacher, split, where):
-    where = Path(where)
-    metrics = _read_json((where if where.is_dir() else where.parent) / "metrics.json")
-    trained_on = (metrics or {}).get("split")
-    if isinstance(trained_on, dict):
-        diff = [k for k in SPLIT_KEYS if k in trained_on and trained_on[k] != split.meta.get(k)]
-        if diff:
-            text = ", ".join(f"{k} {trained_on[k]!r} there, {split.meta.get(k)!r} here" for k in diff)
-            raise ValueError(f"the teacher in {where} was trained on another split ({text}); its "
-                             f"training faces could include this split's test faces: use the "
-                             f"same data options and --seed, or another --teacher path")
-    if teacher.num_classes != split.num_classes or teacher.input_shape[-1] != split.hr_size:
-        raise ValueError(f"the teacher in {where} takes {teacher.input_shape[-1]}px faces of "
-                         f"{teacher.num_classes} identities, but the split has "
-                         f"{split.num_classes} identities at {split.hr_size}px; train it on "
-                         f"this split (another --teacher path) or use the matching data options")
-    return teacher
 
 
 class CachedSelection:
@@ -228,11 +181,16 @@ def _rtext(variant, ratio):
 
 # -------------------------------------------------------------------- runner
 def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, data=None,
-                 data_root=None, cache_dir=None, log=print):
-    """Run the whole ablation on ``split``; write the report; return the results dict."""
-    from tinyface.pipeline import evaluate_identification
+                 data_root=None, cache_dir=None, log=print, teacher_weights=None):
+    """Run the whole ablation on ``split``; write the report; return the results dict.
+
+    teacher_path: a teacher run folder or ``model.npz`` (default ``out/teacher``), or
+    the name of a pretrained teacher (``"dlib-resnet"``), whose weights are looked for
+    in ``teacher_weights`` (None: ``load_pretrained``'s search)."""
+    from tinyface.distill.frozen_teacher import check_teacher_options
     from tinyface.pipeline.streams import write_json
     settings = AblationSettings() if settings is None else settings.validate()
+    pretrained = check_teacher_options(teacher_path, teacher_weights, settings)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = data or split.meta.get("data", "synthetic")
@@ -250,28 +208,29 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     # 1-2. teacher and its rows
     t0 = time.perf_counter()
     say("== 1/6 teacher")
-    teacher = load_teacher(split, settings, teacher_path or out / "teacher", say)
+    frozen = None
+    if pretrained:
+        from tinyface.distill.frozen_teacher import FrozenTeacher
+        frozen = FrozenTeacher(pretrained, split, settings, out, weights=teacher_weights,
+                               data=data, data_root=data_root, cache_dir=cache_dir, log=say)
+        teacher = frozen.model
+    else:
+        teacher = load_teacher(split, settings, teacher_path or out / "teacher", say)
     phase("teacher", t0)
     t0 = time.perf_counter()
     say("== 2/6 identity-disjoint verification pairs and the teacher's rows")
     pairs, pairs_note = disjoint_pairs(data, split, data_root, cache_dir,
                                        synthetic=dict(settings.verification), log=say)
-    tkey = bank_key(teacher, split.hr_test)
+    tkey = frozen.key if frozen else bank_key(teacher, split.hr_test)
     pairs_sig = pairs.meta if pairs is not None else pairs_note
     cache = _read_json(out / "teacher_eval.json")
+    method = split.meta.get("lr_method", "bicubic")
     if cache and cache.get("key") == tkey and _same(cache.get("pairs"), pairs_sig):
         teacher_rows = cache["rows"]
         say("teacher: loaded its evaluation from teacher_eval.json")
     else:
-        teacher_rows = {}
-        for name, up in zip(TEACHER_ROWS, (False, True)):
-            say(f"teacher: evaluating '{name}'")
-            ident = evaluate_identification(teacher, split, "teacher", upsampled=up)
-            ver = (verify_disjoint(teacher, pairs, split.lr_size if up else None, upsampled=up,
-                                   method=split.meta.get("lr_method", "bicubic"))
-                   if pairs is not None else None)
-            teacher_rows[name] = {"top1": ident["top1"], "top5": ident["top5"],
-                                  "verification": _ver_summary(ver)}
+        teacher_rows = (frozen.rows(pairs, method) if frozen
+                        else teacher_rows(teacher, split, pairs, method, say))
         write_json(out / "teacher_eval.json",
                    {"key": tkey, "pairs": pairs_sig, "rows": teacher_rows})
     for name in TEACHER_ROWS:
@@ -283,8 +242,11 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     say("== 3/6 teacher feature bank")
     layer = settings.teacher_layer
     bank_file = "bank.npz" if layer == "embedding" else f"bank-{layer}.npz"
-    bank = extract_bank(teacher, split.hr_train, cache_path=out / bank_file, log=say,
-                        layer=layer)
+    if frozen:                    # descriptors and out-of-fold head logits
+        bank = frozen.bank(out / bank_file)
+    else:
+        bank = extract_bank(teacher, split.hr_train, cache_path=out / bank_file, log=say,
+                            layer=layer)
     bank.check(len(split.y_train), dim=layer_dim(teacher, layer), num_classes=split.num_classes)
     phase("bank", t0)
 
@@ -331,13 +293,13 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     say("== 5/6 students: from scratch, then each variant")
     runs = {}          # (variant, seed, ratio) -> metrics (+ verification)
     students = {}
-    method = split.meta.get("lr_method", "bicubic")
 
     def evaluate_student(model):
+        from tinyface.pipeline import evaluate_identification
         ident = evaluate_identification(model, split, "student")
         ver = (verify_disjoint(model, pairs, split.lr_size, method=method)
                if pairs is not None else None)
-        return {"top1": ident["top1"], "top5": ident["top5"], "verification": _ver_summary(ver)}
+        return {"top1": ident["top1"], "top5": ident["top5"], "verification": ver_summary(ver)}
 
     def do_variant(variant, seed, ratio):
         key = (variant, seed, ratio if variant in ("random", "selective") else None)
@@ -396,6 +358,9 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         "describe": split.describe(), "data": data,
         "verification": {"note": pairs_note, **(pairs.meta if pairs is not None else {})},
         "sizes": sizes, "ratio_curve": curve,
+        "teacher": (frozen.fit() and frozen.record()) if frozen else
+        {"name": teacher.spec["name"], "pretrained": False,
+         "path": str(teacher_path or out / "teacher")},
         "selection": {f"{r:g}": s.info for r, s in selections.items() if hasattr(s, "info")},
         "runs": [{"variant": v, "seed": s, "ratio": r, **m} for (v, s, r), m in runs.items()],
         "bank": {k: v for k, v in bank.meta.items()},
@@ -407,10 +372,6 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     say(f"wrote {', '.join(str(f) for f in files + [out / 'results.json'])}")
     say(f"ablation done in {time.perf_counter() - t_start:.0f} s")
     return results
-
-
-def _ver_summary(ver):
-    return None if ver is None else {k: ver[k] for k in ("accuracy", "std", "auc")}
 
 
 def _scores_text(r):

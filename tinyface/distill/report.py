@@ -22,8 +22,9 @@ def rows_table(teacher_rows, runs, settings, split):
     for name in TEACHER_ROWS:
         r = teacher_rows[name]
         ver = r["verification"]
-        rows[name] = {"faces": f"HR {split.hr_size}px" if name == TEACHER_ROWS[0]
-                      else f"LR {split.lr_size}px upsampled",
+        default = (f"HR {split.hr_size}px" if name == TEACHER_ROWS[0]
+                   else f"LR {split.lr_size}px upsampled")
+        rows[name] = {"faces": r.get("faces", default),
                       "top1": {"mean": r["top1"], "std": 0.0, "values": [r["top1"]]},
                       "verification": ver and {"mean": ver["accuracy"], "std": 0.0,
                                                "values": [ver["accuracy"]]}}
@@ -69,6 +70,24 @@ def format_table(results):
     return "\n".join(lines)
 
 
+def _teacher_text(results):
+    """What a pretrained teacher is and how its head was fitted ('' for ours)."""
+    t = results.get("teacher") or {}
+    if not t.get("pretrained"):
+        return ""
+    h = t.get("head") or {}
+    text = (f", {t['name']} pretrained on other people and frozen (HR faces {t['hr_source']}, "
+            f"resized to {t['input_size']}px), with a softmax head on its L2-normalised "
+            f"descriptors fitted on the training faces")
+    if h:
+        text += (f" (penalty {h['penalty']:g}, the lowest cross-entropy on "
+                 f"{100 * h['val_fraction']:.0f}% of each identity's training faces); KD and "
+                 f"the selection use its {h['folds']}-fold out-of-fold logits (top-1 "
+                 f"{100 * h['oof_top1']:.1f}%, {100 * h['oof_confidence_below_half']:.0f}% of "
+                 f"the faces below confidence 0.5), the regression its raw descriptors")
+    return text
+
+
 def write_report(results, out, split, bank, selection, curve, runs, say):
     from tinyface.eval import plots
     s = results["settings"]
@@ -101,7 +120,7 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"Deployed student: {sizes['student_parameters']:,} parameters "
              f"({sizes['student_bytes']:,} bytes); the adapter "
              f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "
-             f"Teacher: {sizes['teacher_parameters']:,} parameters.", "",
+             f"Teacher: {sizes['teacher_parameters']:,} parameters{_teacher_text(results)}.", "",
              f"Time: {results['timings']['total']:.0f} s in all ("
              + ", ".join(f"{k} {v:.0f} s" for k, v in results["timings"].items() if k != "total")
              + ")."]

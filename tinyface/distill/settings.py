@@ -16,6 +16,7 @@ from tinyface.distill.bank import BANK_LAYERS
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
                                        DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
                                        check_ratio, check_variant)
+from tinyface.distill.softmax_head import DEFAULT_PENALTIES
 
 __all__ = ["AblationSettings", "run_signature", "DEFAULT_RATIOS", "INFORMATIVENESS"]
 
@@ -64,10 +65,21 @@ class AblationSettings:
     mu_schedule: str = "constant"
     informativeness: str = "teacher"          # or "student-gap": see select.student_gap
     verification: dict = field(default_factory=dict)   # synthetic pairs options
+    # a pretrained teacher (``--teacher dlib-resnet``; see distill.frozen_teacher): its HR
+    # faces are decoded from the image files at this side (LFW3D's native 90 px; 0: the
+    # split's --hr-size faces), then resized to the net's input; its softmax head on the
+    # target identities takes the penalty of ``head_penalties`` with the lowest
+    # cross-entropy on ``head_val_fraction`` of each identity's training faces, and
+    # scores the training faces out of fold over ``head_folds`` folds
+    pretrained_hr_size: int = 90
+    head_penalties: tuple = DEFAULT_PENALTIES
+    head_folds: int = 5
+    head_val_fraction: float = 0.2
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
         self.ratios = tuple(float(r) for r in self.ratios)
+        self.head_penalties = tuple(float(p) for p in self.head_penalties)
         self.validate()
 
     def validate(self):
@@ -103,6 +115,17 @@ class AblationSettings:
                                  f"{what}, got {getattr(self, name)}")
         if not self.mu >= 0 or not self.T > 0 or not self.kd_weight >= 0 or not self.alpha >= 0:
             raise ValueError("mu, kd_weight and alpha must be >= 0 and T > 0")
+        if int(self.pretrained_hr_size) != 0 and int(self.pretrained_hr_size) < 8:
+            raise ValueError(f"pretrained_hr_size must be 0 (the split's HR faces) or >= 8, "
+                             f"got {self.pretrained_hr_size}")
+        if not self.head_penalties or not all(p > 0 and math.isfinite(p)
+                                              for p in self.head_penalties):
+            raise ValueError(f"head_penalties must be finite numbers > 0, got "
+                             f"{list(self.head_penalties)}")
+        if int(self.head_folds) < 2:
+            raise ValueError(f"head_folds must be >= 2, got {self.head_folds}")
+        if not 0.0 < float(self.head_val_fraction) < 1.0:
+            raise ValueError(f"head_val_fraction must be in (0, 1), got {self.head_val_fraction}")
         return self
 
     @property
@@ -112,6 +135,7 @@ class AblationSettings:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["variants"], d["ratios"] = list(self.variants), list(self.ratios)
+        d["head_penalties"] = list(self.head_penalties)
         return d
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DisjointPairs", "disjoint_pairs", "verify_disjoint", "NA_NOTES",
-           "synthetic_pairs"]
+__all__ = ["DisjointPairs", "disjoint_pairs", "verify_disjoint", "verify_embeddings",
+           "NA_NOTES", "synthetic_pairs"]
 
 NA_NOTES = {
     "orl": "n/a: ORL has no disjoint identities left (all 40 are in the split)",
@@ -52,6 +52,7 @@ class DisjointPairs:
     fold_ids: np.ndarray
     source: str = ""
     meta: dict = field(default_factory=dict)
+    rows: np.ndarray = None       # (M,) rows of ``images`` in the dataset they came from
     _degraded: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -112,7 +113,7 @@ def _lfw_pairs(split, data_root, cache_dir, log):
     out = DisjointPairs(ds.images[rows], inv[:len(a)].astype(np.int64),
                         inv[len(a):].astype(np.int64), same.astype(bool),
                         fold_ids.astype(np.int64), source=f"LFW {pairs_file.name}, pairs of "
-                        f"identities outside the split's {len(seen)}")
+                        f"identities outside the split's {len(seen)}", rows=rows)
     out.meta = {"pairs_file": str(pairs_file), "pairs_total": int(total + missing),
                 "pairs_missing_images": int(missing), "pairs_kept": out.n_pairs,
                 "n_same": out.n_same, "n_diff": out.n_diff, "faces": int(len(rows)),
@@ -191,12 +192,30 @@ def verify_disjoint(model, pairs, lr_size=None, upsampled=False, method="bicubic
     the teacher with ``upsampled``). Returns a JSON-able dict: ``accuracy`` (mean over
     folds), ``std``, ``per_fold``, ``auc``, ``n_pairs``, ``n_same``, ``n_diff``.
     """
-    from tinyface.eval import auc, cosine_scores, embed_images, roc_curve, ten_fold_accuracy
+    from tinyface.eval import embed_images
     faces = pairs.faces(lr_size, upsampled, method)
     emb = embed_images(model, faces, batch_size)                       # (M, D)
+    return verify_embeddings(emb, pairs, input_size=int(faces.shape[-1]))
+
+
+def verify_embeddings(emb, pairs, input_size=None):
+    """``verify_disjoint``'s scores from embeddings already computed.
+
+    emb: (M, D), one row per face of ``pairs.images``; input_size: recorded as is.
+    Also ``accuracy_euclidean``: the same protocol on minus the Euclidean distance of
+    the raw embeddings (how dlib compares its descriptors).
+    """
+    from tinyface.eval import auc, cosine_scores, roc_curve, ten_fold_accuracy
+    emb = np.asarray(emb)
+    if emb.ndim != 2 or len(emb) != len(pairs.images):
+        raise ValueError(f"need one embedding per face of the pairs ({len(pairs.images)}), got "
+                         f"shape {emb.shape}")
     scores = cosine_scores(emb[pairs.a], emb[pairs.b])                 # (P,)
     res = ten_fold_accuracy(scores, pairs.same, pairs.fold_ids)
     far, tar, _ = roc_curve(scores, pairs.same)
+    dist = np.linalg.norm(emb[pairs.a].astype(np.float64) - emb[pairs.b], axis=1)   # (P,)
+    euclid = ten_fold_accuracy(-dist, pairs.same, pairs.fold_ids)
     return {"accuracy": res["mean"], "std": res["std"], "per_fold": res["per_fold"],
-            "auc": float(auc(far, tar)), "n_pairs": pairs.n_pairs, "n_same": pairs.n_same,
-            "n_diff": pairs.n_diff, "input_size": int(faces.shape[-1])}
+            "auc": float(auc(far, tar)), "accuracy_euclidean": euclid["mean"],
+            "n_pairs": pairs.n_pairs, "n_same": pairs.n_same,
+            "n_diff": pairs.n_diff, "input_size": input_size}

@@ -11,6 +11,7 @@ Internal layout: NCHW, the same as the public API, unless a module says otherwis
 from tinyface.kernels._lazy import lazy_exports
 
 # submodules whose public functions this package re-exports
-MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "losses", "normalize"]
+MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "losses", "normalize",
+           "affine", "pad"]
 
 __getattr__, __dir__ = lazy_exports(__name__, MODULES)

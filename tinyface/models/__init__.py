@@ -5,19 +5,25 @@
     print(format_spec(student.spec))                     # JSON: change it, build_model(it)
     print(format_summary(summary(student)))              # layers, shapes, params, FLOPs/face
 
+    teacher = load_pretrained("dlib-resnet")             # dlib's ResNet, 150x150 -> 128-d
+
 Modules: ``spec`` (spec checking, printing and the layers it builds), ``facenet`` (the
-two-head model), ``zoo`` (the default teacher and student), ``summary`` (per-layer table).
+two-head model), ``zoo`` (the default teacher and student, dlib's ResNet), ``summary``
+(per-layer table), ``weights`` (dlib's weight files: where, checks, dequantisation),
+``pretrained`` (those weights in the zoo's dlib-resnet).
 """
 from tinyface.models.spec import (Residual, SpecError, build_features, format_spec,
                                   normalize_spec, parse_spec, trunk_shapes)
 from tinyface.models.facenet import FaceNet, build_model
 from tinyface.models.zoo import (LFW158_CLASSES, STUDENT_MAX_PARAMS, TEACHER_MIN_RATIO, ZOO,
-                                 build_student, build_teacher, spec_by_name, student_spec,
-                                 teacher_lite_spec, teacher_spec)
+                                 build_student, build_teacher, dlib_resnet_spec, spec_by_name,
+                                 student_spec, teacher_lite_spec, teacher_spec)
+from tinyface.models.pretrained import PRETRAINED, embed_faces, load_pretrained
 from tinyface.models.summary import format_summary, layer_flops, summary, totals
 
 __all__ = ["FaceNet", "build_model", "Residual", "SpecError", "build_features", "format_spec",
            "normalize_spec", "parse_spec", "trunk_shapes", "LFW158_CLASSES",
            "STUDENT_MAX_PARAMS", "TEACHER_MIN_RATIO", "ZOO", "build_student", "build_teacher",
            "spec_by_name", "student_spec", "teacher_spec", "teacher_lite_spec",
-           "format_summary", "layer_flops", "summary", "totals"]
+           "format_summary", "layer_flops", "summary", "totals", "dlib_resnet_spec",
+           "PRETRAINED", "embed_faces", "load_pretrained"]

@@ -20,6 +20,18 @@ teacher with these convs and a 256-d embedding reached 89% top-1 on LFW-158)::
 It costs about 0.42 GFLOP per face forward (about 1.3 GFLOP forward + backward).
 ``teacher_lite_spec`` has the same layers and parameters but a stride-2 first conv:
 about 4x fewer FLOPs, for quick runs.
+
+The pretrained teacher (150x150 faces), dlib's ResNet face recognition network, with
+the weights that ``tinyface.models.load_pretrained("dlib-resnet")`` reads::
+
+    conv7x7 32 stride 2 valid, max pool 3x3 stride 2,
+    res 32 x3, res 64 down + 64 x3, res 128 down + 128 x2, res 256 down + 256 x2,
+    res 256 down (each conv: bias, per-channel affine, ReLU; "down": 3x3 stride 2
+    valid, shortcut 2x2 average pool with zero-filled channels),
+    global average pool, Linear(256, 128) without bias: the 128-d face descriptor
+
+It has 5,614,592 parameters before its classifier and costs 0.54 GFLOP per face
+(``python -m tinyface info dlib-resnet``).
 """
 from tinyface.models.facenet import build_model
 
@@ -30,6 +42,19 @@ LFW158_CLASSES = 158
 STUDENT_STAGES = [16, 16, "M", 32, 32, "M", 32]
 TEACHER_STAGES = [32, 32, "M", 64, 64, "M", 128, 128, "M", 256, 256]
 TEACHER_LITE_STAGES = [{"conv": 32, "kernel": 3, "stride": 2}] + TEACHER_STAGES[1:]
+
+
+def _down(channels):
+    """dlib's downsampling block: 3x3 stride 2 valid, pooled zero-filled shortcut."""
+    return {"res": channels, "stride": 2, "padding": 0, "shortcut": "pool"}
+
+
+DLIB_RESNET_STAGES = ([{"conv": 32, "kernel": 7, "stride": 2, "padding": 0},
+                       {"pool": "max", "kernel": 3, "stride": 2}]
+                      + [{"res": 32}] * 3 + [_down(64)] + [{"res": 64}] * 3
+                      + [_down(128)] + [{"res": 128}] * 2 + [_down(256)] + [{"res": 256}] * 2
+                      + [_down(256)])
+DLIB_RESNET_SIZE = 150
 
 
 def student_spec(num_classes=LFW158_CLASSES, input_size=16):
@@ -54,6 +79,14 @@ def teacher_lite_spec(num_classes, input_size=64):
     return spec
 
 
+def dlib_resnet_spec(num_classes=1, input_size=DLIB_RESNET_SIZE):
+    """dlib's ResNet: 150x150 faces -> 128-d descriptor (-> ``num_classes``, a head to fit)."""
+    return {"name": "dlib-resnet", "input_size": input_size, "in_channels": 3,
+            "stages": [dict(s) for s in DLIB_RESNET_STAGES], "embedding_dim": 128,
+            "embedding_norm": "none", "embedding_bias": False, "num_classes": num_classes,
+            "norm": "affine", "act": "relu", "dropout": 0.0}
+
+
 def build_student(num_classes=LFW158_CLASSES, seed=0):
     return build_model(student_spec(num_classes), seed=seed)
 
@@ -63,11 +96,13 @@ def build_teacher(num_classes, seed=0):
 
 
 # name -> spec function of num_classes (what ``python -m tinyface info NAME`` accepts)
-ZOO = {"student": student_spec, "teacher": teacher_spec, "teacher-lite": teacher_lite_spec}
+ZOO = {"student": student_spec, "teacher": teacher_spec, "teacher-lite": teacher_lite_spec,
+       "dlib-resnet": dlib_resnet_spec}
 
 
 def spec_by_name(name, num_classes=LFW158_CLASSES):
-    """The zoo spec called ``name`` (``student``, ``teacher``, ``teacher-lite``)."""
+    """The zoo spec called ``name`` (``student``, ``teacher``, ``teacher-lite``,
+    ``dlib-resnet``)."""
     if name not in ZOO:
         raise KeyError(f"unknown model {name!r}; known: {sorted(ZOO)}")
     return ZOO[name](num_classes)

@@ -12,9 +12,10 @@ from tinyface.nn.norm import BatchNorm1d, BatchNorm2d
 from tinyface.nn.activation import PReLU, ReLU
 from tinyface.nn.pool import AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d
 from tinyface.nn.dropout import Dropout
+from tinyface.nn.affine import Affine2d, ZeroPad2d
 
 __all__ = [
     "Module", "Sequential", "build_layer", "register_layer", "LAYER_TYPES", "manual_seed",
     "Conv2d", "Linear", "BatchNorm1d", "BatchNorm2d", "ReLU", "PReLU",
-    "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout",
+    "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout", "Affine2d", "ZeroPad2d",
 ]
