@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tinyface.data.augment import to_float
+from tinyface.models.dlib_dat import read_dlib_dat
 from tinyface.models.facenet import build_model
 from tinyface.models.weights import WeightsError, find_weights_dir, read_manifest_weights
 from tinyface.models.zoo import DLIB_RESNET_SIZE, dlib_resnet_spec
@@ -98,7 +100,8 @@ def load_pretrained(name="dlib-resnet", weights=None, num_classes=1, check_sha25
     """A pretrained teacher stream as a ``FaceNet`` in eval mode.
 
     name:        ``"dlib-resnet"`` (the only one);
-    weights:     a folder holding the two weight files, or the path of one of them;
+    weights:     a folder holding the two weight files, or the path of one of them, or
+                 dlib's own ``.dat`` file (full precision: ``tinyface.models.dlib_dat``);
                  ``None`` searches ``$TINYFACE_DATA/dlib_resnet/``, ``../shared/data/
                  dlib_resnet/`` and the download script's cache folder, in that order;
     num_classes: size of the placeholder classifier ``Linear(128, K)`` (random: fit a
@@ -110,8 +113,12 @@ def load_pretrained(name="dlib-resnet", weights=None, num_classes=1, check_sha25
     """
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
-    folder = find_weights_dir(weights)
-    tensors = read_manifest_weights(folder, check_sha256=check_sha256)
+    if weights is not None and str(weights).endswith(".dat"):
+        folder = Path(weights)                          # dlib's own full-precision file
+        tensors = read_dlib_dat(folder)
+    else:
+        folder = find_weights_dir(weights)
+        tensors = read_manifest_weights(folder, check_sha256=check_sha256)
     model = build_model(dlib_resnet_spec(num_classes), seed=0)
     params = dict(model.named_parameters())
     names = dlib_layer_names(model)
