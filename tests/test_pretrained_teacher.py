@@ -181,13 +181,15 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     from tinyface.cli import main
     out = tmp_path / "abl"
     args = ["ablation", "--quick", "--teacher", "dlib-resnet", "--teacher-weights",
-            str(tmp_path / "w"), "--seeds", "1", "--ratios", "", "--variants",
-            "none,kd,full,random,selective", "--out", str(out)]
+            str(tmp_path / "w"), "--seeds", "1", "--ratios", "", "--variants", "kd,selective",
+            "--scratch-epochs", "1", "--finetune-epochs", "1", "--out", str(out)]
     assert main(args) == 0
     assert stand_in["calls"] == [str(tmp_path / "w")]
     res = json.loads((out / "results.json").read_text())
-    assert list(res["rows"])[:2] == ["teacher at HR", "teacher at LR, upsampled"]
-    assert len(res["rows"]) == 8 and res["bank"]["teacher"] == "dlib-resnet"
+    assert list(res["rows"]) == ["teacher at HR", "teacher at LR, upsampled",
+                                 "student from scratch", "student + KD", "student + selective"]
+    assert res["bank"]["teacher"] == "dlib-resnet"
+    assert all(r["verification"] for r in res["rows"].values())
     t = res["teacher"]
     assert t["pretrained"] and t["head"]["folds"] == 5 and t["hr_source"] == "the split's 32px"
     assert res["sizes"]["adapter_parameters"] == 64 * 16 + 16       # 64-d -> the teacher's 16
@@ -198,7 +200,7 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     assert main(args) == 0                                 # a re-run: every phase cached
     log = capsys.readouterr().out
     assert "loaded its evaluation" in log and "feature bank: loaded" in log
-    assert "fine-tuning 2 epochs" not in log and "descriptors of the" not in log
+    assert "fine-tuning 1 epochs" not in log and "descriptors of the" not in log
     assert json.loads((out / "results.json").read_text())["rows"] == res["rows"]
 
 

@@ -139,6 +139,7 @@ def load_model(path):
     The architecture is rebuilt with ``build_layer(config)`` (every layer type in the
     file must be imported/registered), then the weights are loaded into it.
     """
+    import tinyface.distill.cross_resolution  # noqa: F401  (registers CrossResolutionStudent)
     import tinyface.distill.model  # noqa: F401  (registers DistillStudent with build_layer)
     import tinyface.models  # noqa: F401  (registers FaceNet and Residual with build_layer)
 

@@ -18,8 +18,11 @@ Modules: ``bank`` (the teacher feature bank, cached ``.npz``), ``model``
 (``DistillStudent``: student + adapter as one trainable, checkpointable module),
 ``finetune`` (weights per variant, the training step, ``finetune``), ``verification``
 (identity-disjoint pairs for models trained on an identification split), ``settings``
-(``AblationSettings``, the ablation's recipe), ``ablation`` (the whole experiment,
-``python -m tinyface ablation``), ``report`` and ``figures`` (its table and plots).
+(``AblationSettings``, the ablation's recipe), ``trained_teacher`` (our teacher, trained
+on the split), ``frozen_teacher`` (a pretrained one, ``--teacher dlib-resnet``, frozen,
+with a ``softmax_head`` fitted on the target identities and out-of-fold logits),
+``ablation`` (the whole experiment, ``python -m tinyface ablation``), ``report`` and
+``figures`` (its table and plots).
 """
 from tinyface.distill.bank import FeatureBank, bank_key, extract_bank
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,

@@ -14,11 +14,10 @@ folds, as in ``tinyface.distill.verification``.
     res["accuracy"], res["same_resolution"]["teacher_hr"]["accuracy"]
 
 Side a of every pair (``pairs.a``) is the gallery, and side b (``pairs.b``) is the
-probe. The probe's LR faces are ``pairs.faces(lr_size, method=method)``, degraded
-from the same HR faces. The teacher is the expensive side (dlib's ResNet embeds about
-40 faces/s on a CPU), so it can be given as its descriptors of ``pairs.images``: an
-(M, Dt) array. The ablation's ``FrozenTeacher`` already caches these as
-``"pairs-hr"``. Euclidean accuracy is not reported across resolutions: distillation
+probe. The probe's LR faces are ``pairs.faces(lr_size)``, degraded from the same HR
+faces. The teacher is the expensive side (dlib's ResNet: about 40 faces/s on a CPU),
+so it can be given as its (M, Dt) descriptors of ``pairs.images`` (``FrozenTeacher``
+caches them as ``"pairs-hr"``). No Euclidean accuracy across resolutions: distillation
 matches *normalised* vectors, so the adapter's output has no meaningful scale.
 """
 from __future__ import annotations
@@ -148,8 +147,7 @@ def cross_resolution_student(wrapper, copy=False):
 
 
 # ------------------------------------------------------------------ embeddings
-def _width(side):
-    """The output width D of a model or of an (M, D) array."""
+def _width(side):                                          # D of a model or an (M, D) array
     if isinstance(side, np.ndarray):
         return int(side.shape[1])
     if hasattr(side, "teacher_dim"):                           # a DistillStudent
@@ -207,9 +205,8 @@ def _probe_embeddings(student, faces, batch_size):
         return None, embed_images(student, faces, batch_size)
     with eval_mode(student):
         raw = predict_batches(student.features.forward, faces, batch_size, to_float)  # (M, Ds)
-        w, b = _host(student.adapter.params["weight"]), student.adapter.params.get("bias")
-        out = raw @ w.T + (0 if b is None else _host(b))                           # (M, Dt)
-    return raw, out.astype(np.float32)
+        out = predict_batches(student.adapter.forward, raw, batch_size)            # (M, Dt)
+    return raw, out
 
 
 # ---------------------------------------------------------------------- scoring
@@ -261,29 +258,22 @@ def verify_cross_resolution(teacher, student, pairs, lr_size=None, method="bicub
     Raises ValueError when the two sides' widths differ, before any embedding is made.
     """
     from tinyface.distill.verification import verify_embeddings
-    if isinstance(teacher, np.ndarray):
-        teacher = _check_rows(teacher, pairs, "teacher descriptors")
-    if isinstance(student, np.ndarray):
-        student = _check_rows(student, pairs, "student outputs")
-    student = _as_cross(student, teacher)
-    if isinstance(teacher, np.ndarray):
-        gallery, gallery_note, hr = teacher, "given", None
-    else:
-        gallery = gallery_descriptors(teacher, pairs, gallery_faces, min(batch_size, 64))
-        hr = int(teacher.input_shape[-1])
-        gallery_note = f"teacher at {hr}px"
-    raw = None
-    if isinstance(student, np.ndarray):
-        probe, size, probe_note = student, lr_size, "given"
-    else:
+    given = lambda x, what: _check_rows(x, pairs, what) if isinstance(x, np.ndarray) else x
+    teacher, student = given(teacher, "teacher descriptors"), given(student, "student outputs")
+    student = _as_cross(student, teacher)                      # checks Ds == Dt first
+    hr = None if isinstance(teacher, np.ndarray) else int(teacher.input_shape[-1])
+    gallery = teacher if hr is None else gallery_descriptors(teacher, pairs, gallery_faces,
+                                                             min(batch_size, 64))   # (M, Dt)
+    raw, probe, size = None, student, lr_size
+    if not isinstance(student, np.ndarray):
         size = int(lr_size or student.input_shape[-1])
         faces = pairs.faces(size, False, method) if probe_faces is None else probe_faces
         if len(faces) != len(pairs.images):
             raise ValueError(f"probe faces: need {len(pairs.images)}, got {len(faces)}")
-        raw, probe = _probe_embeddings(student, faces, batch_size)
-        probe_note = f"student at {size}px"
+        raw, probe = _probe_embeddings(student, faces, batch_size)       # (M, Ds), (M, Dt)
     out = verify_two_sided(gallery, probe, pairs, far_target)
-    out.update(gallery=gallery_note, probe=probe_note, input_size=size)
+    out.update(gallery="given" if hr is None else f"teacher at {hr}px", input_size=size,
+               probe="given" if isinstance(student, np.ndarray) else f"student at {size}px")
     if same_resolution:
         ref = {"teacher_hr": verify_embeddings(gallery, pairs, hr),
                "student_lr_adapted": verify_embeddings(probe, pairs, size)}
