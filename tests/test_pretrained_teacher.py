@@ -174,7 +174,7 @@ def test_frozen_teacher_bank_rows_and_cache_keys(stand_in, split, tmp_path):
     assert other.sha256 != ft.sha256                       # stand_in["seed"] is 1 now
     other.bank(tmp_path / "bank.npz")
     assert any("making it again" in m for m in lines)
-    assert any("descriptors of the train hr: " in m for m in lines)   # not the cached ones
+    assert any("descriptors of the HR training faces: " in m for m in lines)   # not cached
 
 
 def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
@@ -192,6 +192,7 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     assert all(r["verification"] for r in res["rows"].values())
     t = res["teacher"]
     assert t["pretrained"] and t["head"]["folds"] == 5 and t["hr_source"] == "the split's 32px"
+    assert t["head"]["penalties"] == [1e-5, 1e-4, 1e-3]            # --quick's grid
     assert res["sizes"]["adapter_parameters"] == 64 * 16 + 16       # 64-d -> the teacher's 16
     assert "pretrained on other people and frozen" in (out / "results.md").read_text()
     for name in ("train-hr", "test-hr", "test-lr", "pairs-hr", "pairs-lr"):
@@ -208,6 +209,8 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     (["--teacher-weights", "w"], "--teacher-weights is for a pretrained teacher"),
     (["--teacher", "dlib-resnet", "--teacher-layer", "pooled"], "its descriptors"),
     (["--teacher", "dlib-resnet", "--pretrained-hr-size", "3"], "pretrained_hr_size"),
+    (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,0"], "head_penalties must be"),
+    (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,x"], "not a list of numbers"),
 ])
 def test_bad_teacher_options_exit_2_with_one_line(tmp_path, capsys, args, message):
     from tinyface.cli import main

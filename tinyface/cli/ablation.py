@@ -8,7 +8,8 @@ from tinyface.cli.options import (add_common, add_data_options, add_device_optio
 # --quick: settings of a smoke run (each applies only where the option was left at its default)
 QUICK = {"identities": 8, "images_per_identity": 8, "hr_size": 32, "lr_size": 8,
          "teacher_arch": "teacher-lite", "teacher_epochs": 3, "seeds": 2, "scratch_epochs": 3,
-         "finetune_epochs": 2, "batch_size": 16, "ratios": "0.5,1"}
+         "finetune_epochs": 2, "batch_size": 16, "ratios": "0.5,1",
+         "head_penalties": "1e-5,1e-4,1e-3"}
 QUICK_VERIFICATION = {"n_identities": 20, "images_per_identity": 4, "pairs_per_fold": 6}
 
 
@@ -38,6 +39,11 @@ def register(sub):
                    help="with --teacher dlib-resnet: side at which its HR faces are decoded "
                         "from the image files (90: LFW3D's own size), then resized to 150; 0: "
                         "the --hr-size faces")
+    t.add_argument("--head-penalties", metavar="P,P,...",
+                   help="with --teacher dlib-resnet: L2 penalties tried for its softmax head, "
+                        "the one of lowest cross-entropy on a validation split of the training "
+                        "faces is kept (default: tinyface.distill.softmax_head.DEFAULT_PENALTIES, "
+                        "decades around what LFW-158 takes)")
     t.add_argument("--teacher-arch", choices=["teacher", "teacher-lite"], default="teacher",
                    help="architecture of a teacher trained here")
     t.add_argument("--teacher-epochs", type=int, default=40, help="epochs of a teacher trained here")
@@ -115,6 +121,13 @@ def _ratios(text):
     return out
 
 
+def _numbers(text, option):
+    try:
+        return [float(part) for part in (text or "").split(",") if part.strip()]
+    except ValueError:
+        raise CLIError(f"{option}: {text!r} is not a list of numbers") from None
+
+
 def settings_from_args(args):
     from tinyface.distill import VARIANTS, check_ratio
     from tinyface.distill.ablation import AblationSettings
@@ -145,7 +158,9 @@ def settings_from_args(args):
             feature_norm=args.feature_norm, adapter_init=args.adapter_init,
             teacher_layer=args.teacher_layer,
             mu_schedule=args.mu_schedule, verification=verification,
-            pretrained_hr_size=args.pretrained_hr_size)
+            pretrained_hr_size=args.pretrained_hr_size,
+            **({} if args.head_penalties is None else
+               {"head_penalties": _numbers(args.head_penalties, "--head-penalties")}))
     except ValueError as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
 

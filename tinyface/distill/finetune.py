@@ -42,13 +42,29 @@ the student at the same order; ``feature_norm="none"`` (raw features, the issue'
 formula as written) needs mu near 1/150-1/300 for the same balance. ``mu_schedule``:
 ``constant`` (default), ``linear`` or ``cosine`` decay of mu to 0 over the run.
 
+Label-free faces (``pool``, a ``tinyface.distill.label_free.UnlabelledPool`` of M faces
+with the teacher's targets and no labels). The regression variants then train on the
+N labelled + M pool faces as one set: rows N .. N+M-1 of ``fit``'s training set, shuffled
+with the labelled ones by the seed, augmented the same way; an epoch is one pass over
+all N + M, so it has ``ceil((N + M) / batch)`` steps (the lr and mu schedules run over
+those). In each batch, CE (and KD) is the mean over its labelled faces only (a batch
+without one has no CE term), and the regression the weighted mean over its faces with
+w > 0: the variant's labelled faces and every pool face (w = 1). So each term keeps its
+scale per step whatever the batch's mix; what grows is the number of steps, and the
+labelled faces' share of the regression. ``none`` and ``kd`` ignore the pool (they do
+not regress): their runs are the plain ones. Validation (``fit``'s) stays on the
+labelled test faces; ``train_acc`` counts correct labelled faces over every face seen,
+``labelled_acc`` (in the history) over the labelled ones. Metrics record
+``faces`` (N), ``unlabelled_faces`` (M, or 0 when unused), ``faces_per_epoch``,
+``steps_per_epoch`` and ``pool`` (its size, fingerprint and counts). ``out_dir`` keeps the
+pool's fingerprint (``label_free.json``): a run is never resumed with another pool.
+
 Learning rate: fine-tuning uses ``DEFAULT_FINETUNE_LR = 0.01`` (SGD, momentum 0.9,
 cosine), a fifth of the from-scratch 0.05, so the student stays near its initialisation.
 """
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -56,9 +72,14 @@ import numpy as np
 
 from tinyface.backend import ops, place
 from tinyface.distill.bank import FeatureBank
+from tinyface.distill.label_free import pool_signature, union_training_set
 from tinyface.distill.model import DistillStudent
-from tinyface.losses import (distillation_loss, feature_regression_loss,
-                             softmax_cross_entropy_loss)
+# the step and the weights of the variants live in ``step`` and ``weights``; re-exported
+from tinyface.distill.step import (DEFAULT_MU, DEFAULT_T, FEATURE_NORMS,  # noqa: F401
+                                   MU_SCHEDULES, DistillStep, distill_step_fn)
+from tinyface.distill.weights import (REGRESSION_VARIANTS, VARIANTS, check_ratio,  # noqa: F401
+                                      check_variant, make_weights)
+from tinyface.losses import feature_regression_loss
 from tinyface.reference.normalize import l2_normalize_forward
 from tinyface.train.trainer import host_array, input_batch
 
@@ -67,222 +88,9 @@ __all__ = ["VARIANTS", "REGRESSION_VARIANTS", "DEFAULT_MU", "DEFAULT_T", "DEFAUL
            "check_variant", "make_weights", "distill_step_fn", "DistillStep", "finetune",
            "init_adapter_lstsq", "copy_model", "finetune_config"]
 
-VARIANTS = ("none", "kd", "full", "random", "selective")
-REGRESSION_VARIANTS = ("full", "random", "selective")
-FEATURE_NORMS = ("l2", "none")
-MU_SCHEDULES = ("constant", "linear", "cosine")
-
-DEFAULT_MU = 1.0
-DEFAULT_T = 4.0
 DEFAULT_KD_WEIGHT = 1.0
 DEFAULT_FINETUNE_LR = 0.01
-
-
-# ------------------------------------------------------------------ checking
-def check_variant(variant):
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown distillation variant {variant!r}; choose one of "
-                         f"{', '.join(VARIANTS)}")
-    return variant
-
-
-def check_ratio(ratio):
-    """Return ``ratio`` as a float, or raise ``ValueError`` unless it is in (0, 1]."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(ratio)) or not 0.0 < float(ratio) <= 1.0:
-        raise ValueError(f"the selection ratio must be in (0, 1], got {ratio!r}")
-    return float(ratio)
-
-
-def _selection_mask(selection, n):
-    mask = getattr(selection, "mask", selection)
-    mask = np.asarray(mask)
-    if mask.shape != (n,):
-        raise ValueError(f"the selection has shape {mask.shape} but there are {n} training faces")
-    if mask.dtype != bool:
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError("the selection must be a boolean mask (or 0/1 values)")
-        mask = mask.astype(bool)
-    if not mask.any():
-        raise ValueError("the selection is empty: no face is selected for distillation; "
-                         "raise the ratio or check the selector's settings")
-    return mask
-
-
-def _selection_per_identity(selection, default):
-    params = getattr(selection, "params", None)
-    if isinstance(params, dict) and "per_identity" in params:
-        return bool(params["per_identity"])
-    return default
-
-
-# ------------------------------------------------------------------- weights
-def make_weights(variant, bank, labels, ratio=0.5, seed=0, selection=None, *,
-                 per_identity=True, select_kwargs=None, log=None):
-    """Per-face regression weights ``(N,) float32`` for ``variant``.
-
-    none, kd: zeros (no regression); full: ones; selective: the selection mask
-    (``selection``: a ``SelectionResult`` or an (N,) bool mask; None: run
-    ``tinyface.select.select(bank.embeddings, labels, bank.logits, ratio,
-    per_identity=per_identity, seed=seed, **select_kwargs)``); random: a random subset
-    drawn with ``seed`` of the selective size: the same count in every identity as the
-    selection when it is per identity (``selection.params["per_identity"]``, else the
-    ``per_identity`` argument), the same total count otherwise; without a selection the
-    counts are the selector's targets for ``ratio``.
-    Raises ``ValueError`` for an unknown variant, a ratio outside (0, 1], a bank that
-    does not match ``labels``, or an empty selection.
-    """
-    check_variant(variant)
-    ratio = check_ratio(ratio)
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(f"labels must be an (N,) int array, got {labels.dtype} {labels.shape}")
-    n = len(labels)
-    if isinstance(bank, FeatureBank):
-        bank.check(n)
-    if variant in ("none", "kd"):
-        return np.zeros(n, np.float32)
-    if variant == "full":
-        return np.ones(n, np.float32)
-    if selection is None and variant == "selective":
-        selection = _run_selection(bank, labels, ratio, seed, per_identity, select_kwargs, log)
-    if variant == "selective":
-        return _selection_mask(selection, n).astype(np.float32)
-    # random: the selective size, drawn with the seed
-    _, groups = np.unique(labels, return_inverse=True)
-    groups = groups.ravel()
-    if selection is not None:
-        mask = _selection_mask(selection, n)
-        per_id = _selection_per_identity(selection, bool(per_identity))
-        counts = (np.bincount(groups, weights=mask, minlength=groups.max() + 1).astype(np.int64)
-                  if per_id else np.array([int(mask.sum())]))
-    else:
-        from tinyface.select import target_counts
-        per_id = bool(per_identity)
-        sizes = np.bincount(groups) if per_id else np.array([n])
-        counts = target_counts(ratio, sizes, per_id)
-    rng = np.random.default_rng([int(seed), 0x5EED])
-    w = np.zeros(n, np.float32)
-    if per_id:
-        for g, m in enumerate(counts):
-            rows = np.flatnonzero(groups == g)
-            w[rng.choice(rows, size=int(m), replace=False)] = 1.0
-    else:
-        w[rng.choice(n, size=int(counts[0]), replace=False)] = 1.0
-    if not w.any():
-        raise ValueError("the random subset is empty; raise the ratio")
-    return w
-
-
-def _run_selection(bank, labels, ratio, seed, per_identity, select_kwargs, log):
-    from tinyface.select import select
-    kwargs = dict(select_kwargs or {})
-    kwargs.setdefault("per_identity", bool(per_identity))
-    return select(bank.embeddings, labels, bank.logits, ratio=ratio, seed=seed,
-                  dim=bank.dim, log=log, **kwargs)
-
-
-# ---------------------------------------------------------------------- step
-def _mu_factor(schedule, step, total):
-    if schedule == "constant" or total is None or total <= 1:
-        return 1.0
-    t = min(max(step / (total - 1), 0.0), 1.0)
-    if schedule == "linear":
-        return 1.0 - t
-    return 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-class DistillStep:
-    """The ``step_fn`` of distillation fine-tuning (see the module docstring for L).
-
-    Call: ``(model, x, batch_indices, labels) -> (loss, correct)`` with ``model`` a
-    ``DistillStudent``, x: (b, 3, S, S) float32 LR faces (augmented), batch_indices:
-    (b,) rows of the training set (= rows of the bank), labels: (b,).
-    Runs forward, the losses, and backward through the adapter and the student
-    (``backward_both``); gradients accumulate into the parameters' ``grads``.
-    ``parts``: per call, ``(ce, kd, reg)`` (None when a term is off); ``step``: the
-    number of calls so far (drives the mu schedule; set it when resuming).
-    """
-
-    def __init__(self, bank, weights, mu=DEFAULT_MU, T=DEFAULT_T, kd_weight=0.0, *,
-                 feature_norm="l2", mu_schedule="constant", total_steps=None):
-        if not isinstance(bank, FeatureBank):
-            raise TypeError(f"bank must be a FeatureBank, got {type(bank).__name__}")
-        if feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
-        if mu_schedule not in MU_SCHEDULES:
-            raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}, got {mu_schedule!r}")
-        if not (isinstance(mu, (int, float)) and math.isfinite(mu) and mu >= 0):
-            raise ValueError(f"mu must be a number >= 0, got {mu!r}")
-        if not (isinstance(kd_weight, (int, float)) and math.isfinite(kd_weight) and kd_weight >= 0):
-            raise ValueError(f"kd_weight must be a number >= 0, got {kd_weight!r}")
-        if kd_weight > 0 and not (isinstance(T, (int, float)) and T > 0):
-            raise ValueError(f"the temperature T must be > 0, got {T!r}")
-        self.bank, self.mu, self.T, self.kd_weight = bank, float(mu), float(T), float(kd_weight)
-        self.feature_norm, self.mu_schedule, self.total_steps = feature_norm, mu_schedule, total_steps
-        if weights is not None:
-            weights = np.asarray(weights, np.float32)
-            if weights.shape != (bank.n,):
-                raise ValueError(f"weights have shape {weights.shape} but the feature bank has "
-                                 f"{bank.n} faces")
-            if (weights < 0).any() or not np.isfinite(weights).all():
-                raise ValueError("weights must be finite and >= 0")
-        self.regress = weights is not None and self.mu > 0 and bool(np.any(weights > 0))
-        self.weights = weights
-        self.kd = self.kd_weight > 0
-        # the targets, normalised once (the bank itself is never changed)
-        self.targets = (l2_normalize_forward(bank.embeddings)[0] if feature_norm == "l2"
-                        else bank.embeddings) if self.regress else None
-        self.step = 0
-        self.parts = []
-
-    def mu_at(self, step):
-        return self.mu * _mu_factor(self.mu_schedule, step, self.total_steps)
-
-    def regression(self, adapter, emb, idx):
-        """``(loss, dpred)`` of the regression term for a batch: adapter forward on
-        emb (b, Ds), then the weighted loss against the bank rows ``idx``."""
-        w = self.weights[idx]                                           # (b,)
-        pred = adapter.forward(emb)                                     # (b, Dt)
-        target = self.targets[idx]                                      # (b, Dt)
-        if self.feature_norm == "l2":
-            p_hat, cache = ops.l2_normalize_forward(pred)               # (b, Dt) unit rows
-            loss, dhat = feature_regression_loss(p_hat, target, w)
-            return loss, ops.l2_normalize_backward(dhat, cache)         # (b, Dt)
-        return feature_regression_loss(pred, target, w)
-
-    def __call__(self, model, x, batch_indices, labels):
-        idx = np.asarray(batch_indices)
-        emb, logits = model.student.forward_both(x)                     # (b, Ds), (b, K)
-        ce, dlogits = softmax_cross_entropy_loss(logits, labels)
-        loss, kd_loss, reg = ce, None, None
-        if self.kd:
-            kd_loss, dkd = distillation_loss(logits, self.bank.logits[idx], self.T)
-            loss += self.kd_weight * kd_loss
-            dlogits = dlogits + self.kd_weight * dkd                    # Python float: any tier
-        demb = None
-        if self.regress and self.weights[idx].sum() > 0:
-            mu = self.mu_at(self.step)
-            reg, dpred = self.regression(model.adapter, emb, idx)
-            loss += mu * reg
-            if mu > 0:
-                demb = model.adapter.backward(float(mu) * dpred)        # (b, Ds)
-        model.student.backward_both(demb, dlogits)
-        self.step += 1
-        self.parts.append((ce, kd_loss, reg))
-        correct = int(np.count_nonzero(np.argmax(host_array(logits), axis=1) == labels))
-        return loss, correct
-
-
-def distill_step_fn(bank, weights, mu=DEFAULT_MU, T=DEFAULT_T, kd_weight=0.0, **kwargs):
-    """A ``step_fn`` for ``tinyface.train.fit`` (a ``DistillStep``).
-
-    weights: (N,) per-face regression weights, or None for no regression (variants
-    ``none`` and ``kd``); mu: weight of the regression term; kd_weight: weight of the
-    Hinton term at temperature ``T`` (0: off). kwargs: ``feature_norm``,
-    ``mu_schedule``, ``total_steps`` (see ``DistillStep``).
-    """
-    return DistillStep(bank, weights, mu, T, kd_weight, **kwargs)
+POOL_FILE = "label_free.json"         # out_dir: the pool a run was started with
 
 
 # ------------------------------------------------------------------- helpers
@@ -336,8 +144,10 @@ def _checkpoint_epoch(out_dir):
         return 0
 
 
-def _epoch_parts(parts, steps, epochs_done):
-    """Per-epoch means of the (ce, kd, reg) parts recorded in this session."""
+def _epoch_parts(parts, steps, epochs_done, counts=None):
+    """Per-epoch means of the (ce, kd, reg) parts recorded in this session; with
+    ``counts`` (``DistillStep.counts``) also ``labelled_acc``, the training accuracy
+    over the labelled faces alone (fit's ``train_acc`` divides by every face seen)."""
     out = []
     for e in range(len(parts) // steps):
         chunk = parts[e * steps:(e + 1) * steps]
@@ -345,15 +155,37 @@ def _epoch_parts(parts, steps, epochs_done):
         for j, name in enumerate(("ce", "kd", "reg")):
             vals = [p[j] for p in chunk if p[j] is not None]
             rec[name] = float(np.mean(vals)) if vals else None
+        if counts is not None:
+            c = np.asarray(counts[e * steps:(e + 1) * steps]).reshape(-1, 3)
+            rec["labelled_acc"] = float(c[:, 2].sum() / max(c[:, 0].sum(), 1))
         out.append(rec)
     return out
+
+
+def _pool_record(out_dir, sig, resume):
+    """Refuse to resume ``out_dir`` with another pool than it was started with (fit's
+    data check sees the faces, not the targets); record the pool of a new run."""
+    from tinyface.pipeline.streams import write_json
+    from tinyface.train.resume import ResumeMismatchError
+    path = Path(out_dir) / POOL_FILE
+    if resume:
+        try:
+            old = json.loads(path.read_text()).get("pool")
+        except (OSError, ValueError):
+            old = None                          # a run from before pools: no pool
+        if old != sig:
+            raise ResumeMismatchError(f"{out_dir} was started with label-free pool {old}, "
+                                      f"not {sig}: start a new run instead of resuming")
+    else:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_json(path, {"pool": sig})
 
 
 # ------------------------------------------------------------------ finetune
 def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, ratio=0.5,
              selection=None, out_dir=None, log=print, *, kd_weight=DEFAULT_KD_WEIGHT,
              weights=None, feature_norm="l2", adapter_init="lstsq", mu_schedule="constant",
-             per_identity=True, resume=False):
+             per_identity=True, resume=False, pool=None):
     """Fine-tune a copy of ``student`` on ``split``'s LR training faces with ``variant``.
 
     student: the trained ``FaceNet`` (never modified); split: the ``FaceSplit`` it was
@@ -367,11 +199,15 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     mu_schedule: ``constant`` | ``linear`` | ``cosine``; out_dir: ``fit``'s files
     (checkpoint.npz, history.json, curves.png, model.npz = best epoch with the adapter)
     plus ``student.npz`` (the deployable student after the last epoch) and
-    ``metrics.json``; resume: continue ``out_dir/checkpoint.npz``.
+    ``metrics.json``; resume: continue ``out_dir/checkpoint.npz``; pool: an
+    ``UnlabelledPool`` (``tinyface.distill.label_free``) of M faces without labels,
+    regressed with weight 1 by the regression variants (``none`` and ``kd`` ignore it;
+    see the module docstring); None or an empty pool: the plain run.
 
     Returns ``{"model": the deployable student (FaceNet, eval mode, last epoch),
     "wrapper": the DistillStudent, "history": fit's history with per-epoch loss parts,
-    "metrics": dict (top1, top5, variant, settings, sizes, seconds), "weights": (N,)}``.
+    "metrics": dict (top1, top5, variant, settings, sizes, seconds), "weights": (N,)
+    (the labelled faces' weights; pool faces have weight 1)}``.
     """
     from tinyface.checkpoint import save_model
     from tinyface.pipeline import evaluate_identification
@@ -406,33 +242,51 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
         w = make_weights(variant, bank, split.y_train, ratio, config.seed, selection,
                          per_identity=per_identity, log=say)
     regress = variant in REGRESSION_VARIANTS
+    if pool is not None:
+        pool.check(split.lr_size, bank.dim)
+    use_pool = pool is not None and pool.n > 0 and regress
+    if use_pool and bank.meta.get("layer", "embedding") != "embedding":
+        raise ValueError(f"a label-free pool needs the bank's embedding targets; this bank's "
+                         f"are its {bank.meta.get('layer')!r} layer, standardised over its faces")
+    m = pool.n if use_pool else 0
+    images, labels, w_all = split.lr_train, split.y_train, w
+    if use_pool:                              # rows n .. n+m-1: the pool's faces
+        images, labels, w_all = union_training_set(split.lr_train, split.y_train, w, pool)
+    if out_dir is not None:
+        _pool_record(out_dir, pool_signature(pool, variant), resume)
 
     wrapper = DistillStudent(copy_model(student), teacher_dim=bank.dim, seed=config.seed)
     place(wrapper).train()                    # on the GPU under set_backend("cuda")
     resid = None
-    targets = (l2_normalize_forward(bank.embeddings)[0] if feature_norm == "l2" else bank.embeddings)
+    raw = np.concatenate([bank.embeddings, pool.targets]) if use_pool else bank.embeddings
+    targets = l2_normalize_forward(raw)[0] if feature_norm == "l2" else raw      # (n+m, Dt)
     if regress and adapter_init == "lstsq" and not resume:
-        resid = init_adapter_lstsq(wrapper, split.lr_train, targets, w)
+        resid = init_adapter_lstsq(wrapper, images, targets, w_all)
         wrapper.train()
-    steps = steps_per_epoch(config, n)
-    step_fn = DistillStep(bank, w if regress else None, mu, T,
+    steps = steps_per_epoch(config, n + m)
+    step_fn = DistillStep(bank, w_all if regress else None, mu, T,
                           kd_weight if variant == "kd" else 0.0, feature_norm=feature_norm,
-                          mu_schedule=mu_schedule, total_steps=config.epochs * steps)
+                          mu_schedule=mu_schedule, total_steps=config.epochs * steps,
+                          pool_targets=pool.targets if use_pool else None)
     done = _checkpoint_epoch(out_dir) if resume and out_dir is not None else 0
     step_fn.step = done * steps
     init_reg = None
     if regress and not resume:
-        init_reg = _initial_regression(wrapper, split.lr_train, targets, w, feature_norm)
+        init_reg = _initial_regression(wrapper, images, targets, w_all, feature_norm)
     say(f"fine-tuning '{variant}': {int((w > 0).sum()) if regress else 0}/{n} faces regressed"
+        + (f" + {m} unlabelled faces" if use_pool else "")
+        + (f" (a pool of {pool.n} unlabelled faces is ignored: '{variant}' does not regress)"
+           if pool is not None and pool.n and not regress else "")
         + (f", mu {mu:g} ({mu_schedule}), {feature_norm} features, adapter {adapter_init}"
            + (f" (residual {resid:.3f})" if resid is not None else "")
            + (f", initial regression loss {init_reg:.3f}" if init_reg is not None else "")
            if regress else "")
         + (f", KD T={T:g} weight {kd_weight:g}" if variant == "kd" else ""))
-    history = fit(wrapper, split.lr_train, split.y_train, config, val_images=split.lr_test,
+    history = fit(wrapper, images, labels, config, val_images=split.lr_test,
                   val_labels=split.y_test, out_dir=out_dir, resume=resume, log=log,
                   step_fn=step_fn)
-    parts = {p["epoch"]: p for p in _epoch_parts(step_fn.parts, steps, done)}
+    parts = {p["epoch"]: p for p in _epoch_parts(step_fn.parts, steps, done,
+                                                 step_fn.counts if use_pool else None)}
     for rec in history:
         rec.update({k: v for k, v in parts.get(rec["epoch"], {}).items() if k != "epoch"})
     if out_dir is not None:       # fit wrote history.json without the loss parts
@@ -446,6 +300,8 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
         kd_weight=float(kd_weight) if variant == "kd" else None,
         ratio=float(ratio) if variant in ("random", "selective") else None,
         regressed_faces=int((w > 0).sum()) if regress else 0, faces=n,
+        unlabelled_faces=m, faces_per_epoch=n + m, steps_per_epoch=steps,
+        pool=dict(pool.record(), used=use_pool) if pool is not None and pool.n else None,
         feature_norm=feature_norm if regress else None,
         adapter_init=adapter_init if regress else None, mu_schedule=mu_schedule if regress else None,
         adapter_residual=resid, initial_regression_loss=init_reg,

@@ -55,6 +55,10 @@ __all__ = ["FrozenTeacher", "pretrained_name", "check_teacher_options", "backbon
            "faces_fingerprint", "source_faces", "head_signature"]
 
 HEAD_FORMAT = "tinyface-frozen-teacher/1"
+# the face sets the teacher describes (the cache's file names) and what they are
+FACE_SETS = {"train-hr": "HR training faces", "test-hr": "HR test faces",
+             "test-lr": "LR test faces", "pairs-hr": "HR verification faces",
+             "pairs-lr": "LR verification faces"}
 
 
 def pretrained_name(teacher_path):
@@ -148,7 +152,8 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
 
 
 def cached_descriptors(model, model_key, faces, path, say, what):
-    """``embed_faces(model, faces)``, cached in ``path`` under the model and the faces."""
+    """``embed_faces(model, faces)``, cached in ``path`` under the model and the faces.
+    Returns ``(descriptors (N, D) float32, seconds spent embedding or None if cached)``."""
     from tinyface.models.pretrained import embed_faces
     path = Path(path)
     key = f"{model_key}-{faces_fingerprint(faces)}"
@@ -157,7 +162,7 @@ def cached_descriptors(model, model_key, faces, path, say, what):
             with np.load(path, allow_pickle=False) as d:
                 if str(d["key"][()]) == key and d["descriptors"].shape[0] == len(faces):
                     say(f"teacher: loaded the descriptors of the {what} from {path}")
-                    return d["descriptors"]
+                    return d["descriptors"], None
         except Exception as exc:           # unreadable: computed again
             say(f"teacher: ignoring {path} ({type(exc).__name__}: {exc})")
     t0 = time.perf_counter()
@@ -167,7 +172,7 @@ def cached_descriptors(model, model_key, faces, path, say, what):
     say(f"teacher: {len(faces)} descriptors in {sec:.0f} s ({len(faces) / max(sec, 1e-9):.0f} "
         f"faces/s)")
     savez_atomic(path, {"descriptors": desc, "key": np.array(key)})
-    return desc
+    return desc, sec
 
 
 class FrozenTeacher:
@@ -207,11 +212,12 @@ class FrozenTeacher:
         return f"decoded at {self.size}px" if self.size else f"the split's {self.split.hr_size}px"
 
     def descriptors(self, what, faces):
-        t0 = time.perf_counter()
-        d = cached_descriptors(self.model, self.model_key, faces,
-                               self.out / "teacher-descriptors" / f"{what}.npz", self.say,
-                               what.replace("-", " "))
-        self.seconds[what] = time.perf_counter() - t0
+        """The descriptors of the face set ``what`` (``FACE_SETS``), cached."""
+        d, sec = cached_descriptors(self.model, self.model_key, faces,
+                                    self.out / "teacher-descriptors" / f"{what}.npz", self.say,
+                                    FACE_SETS[what])
+        if sec is not None:
+            self.seconds[what] = sec
         return d
 
     def hr_faces(self):

@@ -1,0 +1,182 @@
+"""The training step of distillation fine-tuning: ``DistillStep``, the ``step_fn`` that
+``tinyface.train.fit`` calls once per batch (the loss is given in
+``tinyface.distill.finetune``'s docstring).
+
+    step = DistillStep(bank, weights, mu=1.0)               # weights: (N,) or (N + M,)
+    loss, correct = step(wrapper, x, batch_indices, labels)  # forward, losses, backward
+
+Split out of ``tinyface.distill.finetune`` (which re-exports every name here).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinyface.backend import ops
+from tinyface.distill.bank import FeatureBank
+from tinyface.losses import (distillation_loss, feature_regression_loss,
+                             softmax_cross_entropy_loss)
+from tinyface.reference.normalize import l2_normalize_forward
+from tinyface.train.trainer import host_array, input_batch
+
+__all__ = ["DEFAULT_MU", "DEFAULT_T", "FEATURE_NORMS", "MU_SCHEDULES", "DistillStep",
+           "distill_step_fn"]
+
+FEATURE_NORMS = ("l2", "none")
+MU_SCHEDULES = ("constant", "linear", "cosine")
+
+DEFAULT_MU = 1.0
+DEFAULT_T = 4.0
+
+# ---------------------------------------------------------------------- step
+def _mu_factor(schedule, step, total):
+    if schedule == "constant" or total is None or total <= 1:
+        return 1.0
+    t = min(max(step / (total - 1), 0.0), 1.0)
+    if schedule == "linear":
+        return 1.0 - t
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class DistillStep:
+    """The ``step_fn`` of distillation fine-tuning (see the module docstring for L).
+
+    Call: ``(model, x, batch_indices, labels) -> (loss, correct)`` with ``model`` a
+    ``DistillStudent``, x: (b, 3, S, S) float32 LR faces (augmented), batch_indices:
+    (b,) rows of the training set, labels: (b,). Rows ``0 .. N-1`` (N = ``bank.n``) are
+    the labelled faces, the bank's rows; rows ``N .. N+M-1`` are the M unlabelled faces
+    of ``pool_targets`` (M, Dt), whose labels are placeholders and never read: CE and KD
+    see only the batch's labelled faces (their mean is over those), the regression every
+    face of the batch with a non-zero weight (its weighted mean is over those).
+    weights: (N,) per-face regression weights, (N + M,) with a pool, or None.
+    Runs forward, the losses, and backward through the adapter and the student
+    (``backward_both``); gradients accumulate into the parameters' ``grads``.
+    ``parts``: per call, ``(ce, kd, reg)`` (None when a term is off or has no face in
+    the batch); ``counts``: per call, ``(labelled, regressed, correct)`` faces;
+    ``step``: the number of calls so far (drives the mu schedule; set it when resuming).
+    """
+
+    def __init__(self, bank, weights, mu=DEFAULT_MU, T=DEFAULT_T, kd_weight=0.0, *,
+                 feature_norm="l2", mu_schedule="constant", total_steps=None,
+                 pool_targets=None):
+        if not isinstance(bank, FeatureBank):
+            raise TypeError(f"bank must be a FeatureBank, got {type(bank).__name__}")
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
+        if mu_schedule not in MU_SCHEDULES:
+            raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}, got {mu_schedule!r}")
+        if not (isinstance(mu, (int, float)) and math.isfinite(mu) and mu >= 0):
+            raise ValueError(f"mu must be a number >= 0, got {mu!r}")
+        if not (isinstance(kd_weight, (int, float)) and math.isfinite(kd_weight) and kd_weight >= 0):
+            raise ValueError(f"kd_weight must be a number >= 0, got {kd_weight!r}")
+        if kd_weight > 0 and not (isinstance(T, (int, float)) and T > 0):
+            raise ValueError(f"the temperature T must be > 0, got {T!r}")
+        self.bank, self.mu, self.T, self.kd_weight = bank, float(mu), float(T), float(kd_weight)
+        self.feature_norm, self.mu_schedule, self.total_steps = feature_norm, mu_schedule, total_steps
+        self.n_labelled = bank.n
+        targets = bank.embeddings                                       # (N, Dt)
+        if pool_targets is not None:
+            pool_targets = np.asarray(pool_targets, np.float32)
+            if pool_targets.ndim != 2 or pool_targets.shape[1] != bank.dim:
+                raise ValueError(f"pool targets have shape {pool_targets.shape}; the bank's "
+                                 f"are {bank.dim}-d")
+            targets = np.concatenate([targets, pool_targets])           # (N + M, Dt)
+        if weights is not None:
+            weights = np.asarray(weights, np.float32)
+            if weights.shape != (len(targets),):
+                m = len(targets) - bank.n
+                raise ValueError(f"weights have shape {weights.shape} but there are "
+                                 f"{len(targets)} faces ({bank.n} in the feature bank, "
+                                 f"{m} in the pool)")
+            if (weights < 0).any() or not np.isfinite(weights).all():
+                raise ValueError("weights must be finite and >= 0")
+        self.regress = weights is not None and self.mu > 0 and bool(np.any(weights > 0))
+        self.weights = weights
+        self.kd = self.kd_weight > 0
+        # the targets, normalised once (the bank itself is never changed)
+        self.targets = (l2_normalize_forward(targets)[0] if feature_norm == "l2"
+                        else targets) if self.regress else None
+        self.step = 0
+        self.parts = []
+        self.counts = []
+
+    def mu_at(self, step):
+        return self.mu * _mu_factor(self.mu_schedule, step, self.total_steps)
+
+    def regression(self, adapter, emb, idx):
+        """``(loss, dpred)`` of the regression term for a batch: adapter forward on
+        emb (b, Ds), then the weighted loss against the target rows ``idx``."""
+        w = self.weights[idx]                                           # (b,)
+        pred = adapter.forward(emb)                                     # (b, Dt)
+        target = self.targets[idx]                                      # (b, Dt)
+        if self.feature_norm == "l2":
+            p_hat, cache = ops.l2_normalize_forward(pred)               # (b, Dt) unit rows
+            loss, dhat = feature_regression_loss(p_hat, target, w)
+            return loss, ops.l2_normalize_backward(dhat, cache)         # (b, Dt)
+        return feature_regression_loss(pred, target, w)
+
+    def labelled_terms(self, logits, idx, labels):
+        """``(ce, kd, dlogits)`` for a batch: CE (+ KD) over its labelled rows only.
+
+        A batch of labelled faces alone takes the plain path (the losses on the whole
+        batch). A mixed batch gathers the labelled rows' logits on the host, takes the
+        same losses on those l rows (means over l), and scatters their gradient into a
+        (b, K) array whose unlabelled rows are 0. No labelled row: (None, None, None).
+        """
+        lab = idx < self.n_labelled                                     # (b,) bool
+        if lab.all():
+            ce, dlogits = softmax_cross_entropy_loss(logits, labels)
+            kd = None
+            if self.kd:
+                kd, dkd = distillation_loss(logits, self.bank.logits[idx], self.T)
+                dlogits = dlogits + self.kd_weight * dkd                # Python float: any tier
+            return ce, kd, dlogits
+        rows = np.flatnonzero(lab)                                      # (l,)
+        if len(rows) == 0:
+            return None, None, None
+        z = input_batch(np.ascontiguousarray(host_array(logits)[rows]))    # (l, K)
+        ce, dz = softmax_cross_entropy_loss(z, labels[rows])
+        dz = np.array(host_array(dz), np.float32)                       # (l, K)
+        kd = None
+        if self.kd:
+            kd, dkd = distillation_loss(z, self.bank.logits[idx[rows]], self.T)
+            dz += self.kd_weight * host_array(dkd)
+        dlogits = np.zeros(tuple(logits.shape), np.float32)             # (b, K)
+        dlogits[rows] = dz
+        return ce, kd, input_batch(dlogits)
+
+    def __call__(self, model, x, batch_indices, labels):
+        idx = np.asarray(batch_indices)
+        emb, logits = model.student.forward_both(x)                     # (b, Ds), (b, K)
+        ce, kd_loss, dlogits = self.labelled_terms(logits, idx, labels)
+        loss = 0.0 if ce is None else ce if kd_loss is None else ce + self.kd_weight * kd_loss
+        demb, reg, n_reg = None, None, 0
+        if self.regress:
+            n_reg = int(np.count_nonzero(self.weights[idx] > 0))
+        if n_reg:
+            mu = self.mu_at(self.step)
+            reg, dpred = self.regression(model.adapter, emb, idx)
+            loss += mu * reg
+            if mu > 0:
+                demb = model.adapter.backward(float(mu) * dpred)        # (b, Ds)
+        if demb is not None or dlogits is not None:
+            model.student.backward_both(demb, dlogits)
+        self.step += 1
+        self.parts.append((ce, kd_loss, reg))
+        lab = idx < self.n_labelled
+        correct = int(np.count_nonzero(np.argmax(host_array(logits), axis=1)[lab] == labels[lab]))
+        self.counts.append((int(lab.sum()), n_reg, correct))
+        return loss, correct
+
+
+def distill_step_fn(bank, weights, mu=DEFAULT_MU, T=DEFAULT_T, kd_weight=0.0, **kwargs):
+    """A ``step_fn`` for ``tinyface.train.fit`` (a ``DistillStep``).
+
+    weights: (N,) per-face regression weights ((N + M,) with ``pool_targets``), or None
+    for no regression (variants ``none`` and ``kd``); mu: weight of the regression
+    term; kd_weight: weight of the Hinton term at temperature ``T`` (0: off). kwargs:
+    ``feature_norm``, ``mu_schedule``, ``total_steps``, ``pool_targets`` (see
+    ``DistillStep``).
+    """
+    return DistillStep(bank, weights, mu, T, kd_weight, **kwargs)
