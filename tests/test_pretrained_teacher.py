@@ -57,6 +57,18 @@ def test_head_fit_reaches_the_optimum_and_separates_clusters():
     assert np.all(np.isfinite(absent)) and np.all(absent.argmax(1) != 5)
 
 
+def test_one_blas_thread_sets_and_restores_openblas_threads():
+    from tinyface.distill.softmax_head import _openblas_pools, one_blas_thread
+    with one_blas_thread():
+        pools = _openblas_pools()
+        assert all(get() == 1 for get, _ in pools)
+    before = [get() for get, _ in pools]
+    with pytest.raises(RuntimeError):
+        with one_blas_thread():
+            raise RuntimeError("restored even so")
+    assert [get() for get, _ in pools] == before
+
+
 def test_folds_and_validation_split_are_per_identity():
     y = np.repeat(np.arange(4), [10, 7, 5, 1])
     folds = stratified_folds(y, 5, seed=3)

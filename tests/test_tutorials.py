@@ -3,6 +3,8 @@ Exercises, and every file it announces (``saved: PATH``) exists and is not empty
 
 Each script runs in a child process, as a user would run it, with its output in a
 temporary folder; quick mode uses built-in synthetic faces, so no real data is needed.
+The helpers in ``tinyface.tutorial`` that choose the teacher of tutorials 06-08 and
+reuse an ablation folder's teacher caches are tested on their own at the end.
 """
 import os
 import re
@@ -45,3 +47,92 @@ def test_tutorial_runs_in_quick_mode(script, tmp_path):
         assert path.is_file() and path.stat().st_size > 0, f"{script.name}: {name} missing or empty"
         assert out in path.resolve().parents, f"{script.name}: {name} is outside --out"
     assert "FAILED" not in proc.stdout
+
+
+# ------------------------------------------------ the teacher helpers of tutorials 06-08
+def _args(**kw):
+    from types import SimpleNamespace
+    return SimpleNamespace(**dict({"quick": False, "teacher": None, "ablation": None}, **kw))
+
+
+def test_choose_teacher(monkeypatch, tmp_path):
+    from tinyface import tutorial
+    from tinyface.models import weights as wmod
+    assert tutorial.choose_teacher(_args(quick=True), "synthetic") is None
+    assert tutorial.choose_teacher(_args(), "synthetic") is None       # one person to dlib
+    assert tutorial.choose_teacher(_args(teacher="runs/t"), "lfw") == "runs/t"
+
+    def missing(weights=None):
+        raise wmod.WeightsError("no weights")
+    monkeypatch.setattr(wmod, "find_weights_dir", missing)
+    assert tutorial.choose_teacher(_args(), "lfw") is None             # ours, trained
+    monkeypatch.setattr(wmod, "find_weights_dir", lambda weights=None: tmp_path)
+    assert tutorial.choose_teacher(_args(), "lfw") == tutorial.PRETRAINED_TEACHER
+    assert tutorial.teacher_width(tutorial.PRETRAINED_TEACHER) == 128
+    assert tutorial.teacher_width(None) == 256
+    assert tutorial.teacher_width(str(tmp_path / "no-such-run")) == 256
+
+
+def test_reuse_caches_copies_only_what_is_missing(tmp_path, monkeypatch):
+    from tinyface import tutorial
+    src, dst = tmp_path / "abl", tmp_path / "out" / "ablation"
+    (src / "teacher-descriptors").mkdir(parents=True)
+    for name, text in (("teacher-descriptors/train-hr.npz", "a"),
+                       ("teacher-descriptors/test-hr.npz", "b"), ("teacher-head.npz", "c"),
+                       ("bank.npz", "d"), ("results.json", "e")):
+        (src / name).write_text(text)
+    (dst / "teacher-descriptors").mkdir(parents=True)
+    (dst / "teacher-descriptors" / "test-hr.npz").write_text("mine")
+    copied = tutorial.reuse_caches(str(src), str(dst))
+    assert sorted(copied) == ["bank.npz", "teacher-descriptors/train-hr.npz", "teacher-head.npz"]
+    assert (dst / "teacher-descriptors" / "test-hr.npz").read_text() == "mine"   # kept
+    assert (dst / "bank.npz").read_text() == "d" and not (dst / "results.json").exists()
+    assert (src / "bank.npz").read_text() == "d"                                 # untouched
+    assert tutorial.reuse_caches(str(src), str(dst)) == []
+    assert tutorial.reuse_caches(None, str(dst)) == []
+    # finished student runs: scratch with its metrics, variants with run.json too
+    for rel, files in (("scratch-seed0", ("metrics.json", "checkpoint.npz")),
+                       ("scratch-seed1", ("checkpoint.npz",)),
+                       ("seed0/kd", ("run.json", "metrics.json", "student.npz", "history.json")),
+                       ("seed0/selective", ("checkpoint.npz", "model.npz"))):
+        (src / rel).mkdir(parents=True)
+        for f in files:
+            (src / rel / f).write_text(rel)
+    assert tutorial.finished_runs(str(src)) == ["scratch-seed0", os.path.join("seed0", "kd")]
+    copied = tutorial.reuse_caches(str(src), str(dst), tutorial.finished_runs(str(src)))
+    assert len(copied) == 6 and (dst / "seed0" / "kd" / "history.json").read_text() == "seed0/kd"
+    # which folder a run reuses
+    monkeypatch.chdir(tmp_path)
+    assert tutorial.ablation_source(_args(), str(dst)) is None                  # no tutorial 07 run
+    assert tutorial.ablation_source(_args(ablation=str(src)), str(dst)) == str(src)
+    assert tutorial.ablation_source(_args(ablation=str(src)), str(src)) is None  # its own folder
+    os.makedirs(tutorial.ABLATION_OUT)
+    assert tutorial.ablation_source(_args(), str(dst)) == tutorial.ABLATION_OUT
+    assert tutorial.ablation_source(_args(quick=True), str(dst)) is None
+    with pytest.raises(SystemExit):
+        tutorial.ablation_source(_args(ablation=str(tmp_path / "missing")), str(dst))
+
+
+def test_teacher_features_of_a_trained_teacher():
+    import numpy as np
+    from types import SimpleNamespace
+    from tinyface import tutorial
+    from tinyface.eval import embed_images, logits_of
+    from tinyface.models import build_model
+    from tinyface.models.zoo import teacher_lite_spec
+    from tinyface.pipeline import load_split
+    split = load_split("synthetic", hr_size=32, lr_size=8, seed=0,
+                       synthetic={"n_identities": 3, "images_per_identity": 4, "family_size": 1})
+    teacher = build_model(teacher_lite_spec(split.num_classes, 32), seed=0)
+    tf = tutorial.TeacherFeatures(teacher, split)
+    assert not tf.frozen and tf.dim == teacher.embedding_dim
+    np.testing.assert_allclose(tf.bank.embeddings, embed_images(teacher, split.hr_train), atol=1e-5)
+    np.testing.assert_allclose(tf.test_lr, embed_images(teacher, split.lr_up_test), atol=1e-5)
+    np.testing.assert_allclose(tf.logits_hr, logits_of(teacher, split.hr_test), atol=1e-5)
+    assert tf.logits_lr.shape == (len(split.y_test), split.num_classes)
+    pairs = SimpleNamespace(images=split.hr_test,
+                            faces=lambda size=None, up=False, method="bicubic":
+                            split.hr_test if size is None else split.lr_up_test)
+    hr, lr = tf.pairs(pairs, split.meta["lr_method"])
+    np.testing.assert_allclose(hr, tf.test_hr, atol=1e-5)
+    np.testing.assert_allclose(lr, tf.test_lr, atol=1e-5)

@@ -12,6 +12,12 @@ own stage::
     t.save_figure(fig, "curves.png")              # tight_layout, savefig, close, saved
     t.finish(summary=[...], exercises=[...])      # Summary and 3 Exercises; exit 1 if a check failed
 
+The distillation tutorials (06-08) share their teacher: ``choose_teacher`` (dlib's
+pretrained ResNet in the full mode on real faces, a teacher-lite with ``--quick`` or
+synthetic faces, ours with ``--teacher PATH``), ``reuse_caches`` (copy an ablation
+folder's teacher caches and finished runs, ``--ablation DIR``) and ``TeacherFeatures``
+(the features and logits of a trained or a frozen teacher, one interface).
+
 Modes: ``--quick`` uses small built-in synthetic faces (or ORL where a script says so)
 and must finish in about a minute on 2 cores; the default ("full") uses real LFW when
 ``--data-root`` is given or the shared data folder exists, and synthetic faces otherwise.
@@ -154,3 +160,182 @@ class Tutorial:
         if self.failed:
             print(f"FAILED checks: {', '.join(self.failed)}")
             raise SystemExit(1)
+
+
+# ------------------------------------------------------------ the teacher of 06, 07, 08
+# the pretrained teacher of tutorials 04, 06, 07 and 08 in their full mode on real faces
+PRETRAINED_TEACHER = "dlib-resnet"
+# tutorial 07's ablation folder: tutorials 06 and 08 reuse its teacher caches by default
+ABLATION_OUT = os.path.join("tutorial_out", "07", "ablation")
+# what an ablation folder caches of a pretrained teacher (tinyface.distill.frozen_teacher):
+# its descriptors per face set, its softmax head, its evaluation and the feature bank
+TEACHER_CACHES = ("teacher-descriptors", "teacher-head.npz", "teacher_eval.json", "bank.npz")
+
+
+def teacher_options(p, ablation_help):
+    """``--teacher PATH`` and ``--ablation DIR``, the options of tutorials 06-08."""
+    p.add_argument("--teacher", metavar="PATH",
+                   help=f"the teacher: our trained teacher's run folder or model.npz (e.g. "
+                        f"runs/lfw-teacher), or {PRETRAINED_TEACHER}; "
+                        f"default: {PRETRAINED_TEACHER} on real faces, a teacher-lite trained "
+                        f"here with --quick or on synthetic faces")
+    p.add_argument("--ablation", metavar="DIR", help=ablation_help)
+
+
+def choose_teacher(args, data):
+    """The teacher a run distils from, printed with the reason: ``args.teacher`` when
+    given; else ``"dlib-resnet"`` in the full mode on real faces when its weights are
+    found; else None (train a teacher-lite: quick mode or synthetic faces, which the
+    pretrained net sees as one person; or our own teacher when the weights are missing)."""
+    if args.teacher:
+        print(f"teacher: {args.teacher} (--teacher)")
+        return args.teacher
+    if args.quick or data == "synthetic":
+        why = ("quick mode" if args.quick else
+               "synthetic faces, which the pretrained net sees as one person")
+        print(f"teacher: trained here ({why})")
+        return None
+    from tinyface.models.weights import WeightsError, find_weights_dir
+    try:
+        folder = find_weights_dir()
+    except WeightsError as exc:
+        print(f"teacher: no pretrained weights, so ours is trained here ({exc})")
+        return None
+    print(f"teacher: {PRETRAINED_TEACHER}, pretrained on people outside LFW and frozen "
+          f"(weights in {folder})")
+    return PRETRAINED_TEACHER
+
+
+def teacher_width(choice, num_classes=1):
+    """Dt, the width of the features a teacher ``choice`` (``choose_teacher``) gives: 128
+    for dlib's descriptors, a trained teacher's embedding width (read from PATH when it
+    holds one), else the teacher-lite's (256)."""
+    from tinyface.models.zoo import dlib_resnet_spec, teacher_lite_spec
+    if choice == PRETRAINED_TEACHER:
+        return int(dlib_resnet_spec()["embedding_dim"])
+    path = choice and (choice if choice.endswith(".npz") else os.path.join(choice, "model.npz"))
+    if path and os.path.isfile(path):
+        from tinyface.pipeline import load_stream
+        return int(load_stream(path).embedding_dim)
+    return int(teacher_lite_spec(num_classes)["embedding_dim"])
+
+
+def ablation_source(args, own):
+    """The ablation folder whose teacher caches a run reuses: ``--ablation`` when given
+    (it must exist), else tutorial 07's (``ABLATION_OUT``) when it exists and this is
+    not a ``--quick`` run; None when that is ``own`` (the run's own cache folder) or
+    missing."""
+    if args.quick and not args.ablation:
+        return None
+    if args.ablation:
+        if not os.path.isdir(args.ablation):
+            raise SystemExit(f"--ablation {args.ablation}: no such folder")
+        src = args.ablation
+    elif os.path.isdir(ABLATION_OUT):
+        src = ABLATION_OUT
+    else:
+        return None
+    return None if os.path.realpath(src) == os.path.realpath(own) else src
+
+
+def reuse_caches(src, dst, names=TEACHER_CACHES):
+    """Copy the caches ``names`` (files, or folders of files, relative to the folders)
+    that the ablation folder ``src`` holds and ``dst`` lacks into ``dst``, and print what
+    was copied. The teacher's caches say what they belong to (the backbone's sha256, the
+    faces, the head's settings) and the runs their settings, so a copy that does not fit
+    this run is computed again. ``src`` is never written. Returns the files copied."""
+    import shutil
+    if src is None:
+        return []
+    copied, kept, shown = [], 0, []
+    for name in names:                      # a file, or a folder whose files are copied
+        path = os.path.join(src, name)
+        files = ([os.path.join(name, f) for f in sorted(os.listdir(path))
+                  if os.path.isfile(os.path.join(path, f))] if os.path.isdir(path)
+                 else [name] if os.path.isfile(path) else [])
+        new = [rel for rel in files if not os.path.exists(os.path.join(dst, rel))]
+        kept += len(files) - len(new)
+        for rel in new:
+            os.makedirs(os.path.dirname(os.path.join(dst, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(src, rel), os.path.join(dst, rel))
+        if new:
+            shown.append(name + ("/" if os.path.isdir(path) else ""))
+        copied += new
+    size = sum(os.path.getsize(os.path.join(dst, rel)) for rel in copied) / 2 ** 20
+    print(f"reusing the caches of {src}: {len(copied)} files ({size:.1f} MB) copied to {dst}"
+          f"{': ' + ', '.join(shown) if shown else ''}"
+          + (f"; {kept} already there" if kept else ""))
+    return copied
+
+
+def finished_runs(src):
+    """The student runs an ablation folder ``src`` holds finished (relative folder names):
+    ``scratch-seedS`` with its metrics.json, ``seedS/VARIANT`` with run.json, metrics.json
+    and student.npz. ``run_ablation`` reuses a copied run only where its recorded
+    settings, split and bank match, and trains it again otherwise."""
+    if src is None or not os.path.isdir(src):
+        return []
+    done = lambda rel, files: all(os.path.isfile(os.path.join(src, rel, f))  # noqa: E731
+                                  for f in files)
+    runs = [d for d in sorted(os.listdir(src)) if d.startswith("scratch-seed")
+            and done(d, ("metrics.json", "checkpoint.npz"))]
+    for d in sorted(os.listdir(src)):
+        if d.startswith("seed") and os.path.isdir(os.path.join(src, d)):
+            runs += [os.path.join(d, v) for v in sorted(os.listdir(os.path.join(src, d)))
+                     if done(os.path.join(d, v), ("run.json", "metrics.json", "student.npz"))]
+    return runs
+
+
+class TeacherFeatures:
+    """A teacher's features of the faces tutorial 08 scores, one interface for a trained
+    ``FaceNet`` (its embeddings, its classifier's logits) and a ``FrozenTeacher`` (its
+    cached descriptors, its head's logits; the test faces scored by the head fitted on
+    every training face, the training faces out of fold).
+
+        tf = TeacherFeatures(teacher, split, "OUT/ablation/bank.npz")
+        tf.bank                        # FeatureBank of the HR training faces: (N, D), (N, K)
+        tf.test_hr, tf.test_lr         # (N_test, D): HR test faces, LR test faces upsampled
+        tf.logits_hr, tf.logits_lr     # (N_test, K)
+        hr, lr = tf.pairs(pairs)       # (M, D) each: the pairs' HR faces, their LR faces upsampled
+
+    LR faces go to the teacher upsampled: to the split's HR size for a trained teacher,
+    to the net's 150 px (batch by batch) for the pretrained one.
+    """
+
+    def __init__(self, teacher, split, bank_path=None, log=None):
+        from tinyface.distill.frozen_teacher import FrozenTeacher
+        from tinyface.eval import embed_images, logits_of
+        self.teacher, self.split = teacher, split
+        self.frozen = isinstance(teacher, FrozenTeacher)
+        if self.frozen:
+            self.bank = teacher.bank(bank_path)
+            self.name = teacher.name
+            self.test_hr = teacher.descriptors("test-hr", teacher.hr_faces()[1])
+            self.test_lr = teacher.descriptors("test-lr", split.lr_test)
+            self.logits_hr, self.logits_lr = (teacher.head.logits(d) for d in (self.test_hr,
+                                                                                self.test_lr))
+        else:
+            from tinyface.distill import extract_bank
+            self.bank = extract_bank(teacher, split.hr_train, cache_path=bank_path, log=log)
+            self.name = teacher.spec["name"]
+            self.test_hr = embed_images(teacher, split.hr_test)
+            self.test_lr = embed_images(teacher, split.lr_up_test)
+            self.logits_hr = logits_of(teacher, split.hr_test)
+            self.logits_lr = logits_of(teacher, split.lr_up_test)
+
+    @property
+    def dim(self):
+        return self.bank.dim
+
+    def pairs(self, pairs, method="bicubic"):
+        """The pairs' faces through the teacher: (HR (M, D), LR upsampled (M, D))."""
+        from tinyface.eval import embed_images
+        lr = self.split.lr_size
+        if not self.frozen:
+            return (embed_images(self.teacher, pairs.faces()),
+                    embed_images(self.teacher, pairs.faces(lr, True, method)))
+        from tinyface.distill.frozen_teacher import source_faces
+        ft = self.teacher
+        hr = source_faces(self.split, ft.data, ft.size, ft.data_root, ft.cache_dir, pairs=pairs)
+        return (ft.descriptors("pairs-hr", hr),
+                ft.descriptors("pairs-lr", pairs.faces(lr, False, method)))

@@ -3,11 +3,11 @@
 Selective distillation (Ge, Zhao, Li and Li, IEEE TIP 2019, arXiv 1811.09998) does not
 regress the teacher's features on every training face: it "selectively distils the most
 informative facial features from the teacher stream by solving a sparse graph
-optimization problem". This stage sits between the two trained streams and the
-fine-tuning of tutorial 07: the teacher's 256-d embeddings of the HR training faces (the
-feature bank) become the nodes of a kNN graph, and a sparse selection over that graph
-picks the faces whose features the student will regress. Only that sentence comes from
-the paper; the graph, the scores, the objective and the solver are tinyface's design
+optimization problem". This stage sits between the two streams and the fine-tuning of
+tutorial 07: the teacher's features of the HR training faces (the feature bank) become
+the nodes of a kNN graph, and a sparse selection over that graph picks the faces whose
+features the student will regress. Only that sentence comes from the paper; the graph,
+the scores, the objective and the solver are tinyface's design
 (``tinyface/select/__init__.py``). The formulation, for teacher features f_i, identities
 y_i and teacher logits z_i::
 
@@ -20,17 +20,33 @@ costs alpha W_ij), lambda sets the sparsity and is bisected until about ``ratio 
 faces are selected. Projected gradient, then coordinate descent to a binary 1-opt point;
 neither stage ever raises f.
 
+The teacher, as in the paper, is a network pretrained on other people: dlib's ResNet
+(tutorial 04), whose 128-d descriptors of the HR faces are the features f_i. It was
+never trained on these faces, so what it knows about a target face is sometimes wrong:
+a face may sit nearer another identity's descriptors than its own. A softmax head on the
+descriptors, fitted on the target identities, gives the logits z_i out of fold (each
+face scored by a head that never saw it, ``tinyface.distill.frozen_teacher``); its
+confidence softmax(z_i)[y_i] shows how often the teacher's knowledge of a face is wrong,
+and u makes such faces the last to be selected. (A teacher trained on the same faces,
+ours of tutorial 04, is right on almost all of them: it has memorised them.)
+
 Run it:
     python tutorials/06_sparse_graph_selection.py --quick          # about 15 s, synthetic
-    python tutorials/06_sparse_graph_selection.py --bank runs/ablation-lfw/bank.npz
-    python tutorials/06_sparse_graph_selection.py --teacher runs/lfw-teacher
+    python tutorials/06_sparse_graph_selection.py                  # LFW, dlib's teacher
+    python tutorials/06_sparse_graph_selection.py --ablation runs/abl-dlib-s1
+    python tutorials/06_sparse_graph_selection.py --teacher runs/lfw-teacher   # ours, 256-d
 
 Quick: 16 synthetic identities x 20 faces at 32 px, a teacher-lite trained 10 epochs
-(about 7 s). Full: LFW-158 (3,020 training faces) with the teacher bank of the ablation
-(``--bank``, 10 s in all) or the teacher's features extracted again (``--teacher``,
-about 20 s more); with neither, the teacher is trained first in OUT/teacher (about 50
-minutes on 2 cores). The toy checks use hand-made and random class-clustered features,
-not a teacher.
+(about 7 s); synthetic faces always get a teacher-lite, since the pretrained net sees
+them all as one person. Full: LFW-158 (3,020 training faces) and dlib's teacher: its
+descriptors of the 3,020 faces take 1.5-3 minutes (20-45 faces/s on a busy 2-core CPU)
+and are cached in OUT/ablation; ``--ablation DIR`` reuses the caches of an ablation
+folder (default: tutorial 07's, tutorial_out/07/ablation, when it exists; or the
+``python -m tinyface ablation --teacher dlib-resnet`` output), and then the whole run
+takes about 30 s. ``--bank`` loads a saved bank instead; ``--teacher PATH`` uses our
+trained teacher (extracted again in about 20 s; trained first if PATH holds none, about
+50 minutes). The toy checks use hand-made and random class-clustered features, not a
+teacher.
 """
 import json
 from pathlib import Path
@@ -43,6 +59,7 @@ import numpy as np  # noqa: E402
 from tinyface import tutorial  # noqa: E402
 from tinyface.distill import FeatureBank, extract_bank, make_weights  # noqa: E402
 from tinyface.distill.ablation import AblationSettings, load_teacher  # noqa: E402
+from tinyface.distill.frozen_teacher import FrozenTeacher  # noqa: E402
 from tinyface.distill.figures import plot_graph, plot_selection_montage  # noqa: E402
 from tinyface.pipeline import load_split  # noqa: E402
 from tinyface.select import objective, redundancy_graph, select, target_counts  # noqa: E402
@@ -55,10 +72,11 @@ SPLIT_KEYS = ("data", "seed", "min_images", "train_fraction", "hr_size", "lr_siz
 def options(p):
     p.add_argument("--bank", metavar="NPZ", help="a saved teacher feature bank of this split "
                    "(e.g. runs/ablation-lfw/bank.npz)")
-    p.add_argument("--teacher", metavar="PATH", help="a trained teacher run folder or model.npz "
-                   "(e.g. runs/lfw-teacher); its features are extracted again")
+    tutorial.teacher_options(p, "an ablation output folder whose teacher caches to reuse "
+                             "(descriptors, head, bank; default: tutorial 07's "
+                             f"{tutorial.ABLATION_OUT} when it exists)")
     p.add_argument("--teacher-epochs", type=int, help="epochs when a teacher must be trained "
-                   "(default: 10 quick, 40 full)")
+                   "(default: 10 for the teacher-lite, 40 for ours on LFW)")
     p.add_argument("--ratio", type=float, default=0.5, help="fraction of faces to select")
     p.add_argument("--alpha", type=float, default=1.0, help="weight of the redundancy term")
     p.add_argument("--k", type=int, default=10, help="neighbours per face in the graph")
@@ -67,7 +85,7 @@ def options(p):
 args = tutorial.parse_args(6, __doc__, extra=options)
 t = tutorial.Tutorial(args)
 log = lambda msg: print(f"  {msg}")  # noqa: E731
-pairs_str = lambda m: "{" + ", ".join(str(i) for i in np.flatnonzero(m)) + "}"  # noqa: E731
+pairs_str = lambda m: "{" + ", ".join(map(str, np.flatnonzero(m))) + "}"  # noqa: E731
 
 # ---------------------------------------------------------------- 1. toy graph by hand
 t.section("1. A toy graph checkable by hand: 4 faces, two of them exact duplicates")
@@ -129,14 +147,17 @@ t.section("3. The teacher's feature bank")
 if args.quick:
     split = load_split("synthetic", hr_size=32, lr_size=8, seed=args.seed, cache_dir=args.cache,
                        synthetic=QUICK_FACES)
-    settings = AblationSettings(teacher_arch="teacher-lite", batch_size=32,
-                                teacher_epochs=args.teacher_epochs or 10)
+    data, root = "synthetic", None
 else:
-    name, root = tutorial.choose_data(args)
-    split = load_split(name, data_root=root, seed=args.seed, cache_dir=args.cache)
-    settings = AblationSettings(teacher_epochs=args.teacher_epochs or 40)
+    data, root = tutorial.choose_data(args)
+    split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache)
 print(split.describe())
 y = split.y_train
+lite = args.quick or data == "synthetic"                # the teacher-lite, trained here
+settings = AblationSettings(teacher_arch="teacher-lite" if lite else "teacher",
+                            batch_size=32 if args.quick else 64,
+                            teacher_epochs=args.teacher_epochs or (10 if lite else 40))
+choice = None if args.bank else tutorial.choose_teacher(args, data)
 if args.bank:
     bank = FeatureBank.load(args.bank).check(len(y), num_classes=split.num_classes)
     recorded = Path(args.bank).with_name("results.json")     # the ablation's record, if any
@@ -147,14 +168,40 @@ if args.bank:
             raise SystemExit(f"{args.bank} was extracted from another split ({diff}); use the "
                              f"same data options and --seed {theirs.get('seed')}")
     print(f"loaded {args.bank} (teacher {bank.meta.get('teacher')}, key {bank.meta.get('key')})")
+elif choice == tutorial.PRETRAINED_TEACHER:   # descriptors + out-of-fold logits of a head
+    cache = t.path("ablation")
+    tutorial.reuse_caches(tutorial.ablation_source(args, cache), cache)
+    ft = FrozenTeacher(choice, split, settings, cache, data=data, data_root=root,
+                       cache_dir=args.cache, log=log)
+    bank = ft.bank(t.path("ablation/bank.npz"))
+    t.saved(t.path("ablation/bank.npz"))
 else:
-    teacher = load_teacher(split, settings, args.teacher or t.path("teacher"), log)
+    teacher = load_teacher(split, settings, choice or t.path("teacher"), log)
     bank = extract_bank(teacher, split.hr_train, cache_path=t.path("bank.npz"), log=log)
     t.saved(t.path("bank.npz"))
-print(f"embeddings phi_t(x_HR): {bank.embeddings.shape}, logits: {bank.logits.shape}, "
-      f"labels: {y.shape}")
-teacher_top1 = float(np.mean(bank.logits.argmax(1) == y))
-print(f"the teacher on its own training faces: top-1 {100 * teacher_top1:.1f}%")
+oof = "out of fold" in str(bank.meta.get("logits", ""))     # a pretrained teacher's head
+where = bank.meta["logits"] if oof else "its classifier, on faces it was trained on"
+print(f"features phi_t(x_HR): {bank.embeddings.shape} ({bank.meta.get('teacher')}), logits: "
+      f"{bank.logits.shape} ({where}), labels: {y.shape}")
+t.check("bank rows - training faces", bank.n - len(y), equals=0)
+z = bank.logits - bank.logits.max(1, keepdims=True)                      # (N, K)
+conf = np.exp(z[np.arange(len(y)), y]) / np.exp(z).sum(1)                # (N,) softmax(z)[y]
+right = bank.logits.argmax(1) == y                                       # (N,)
+teacher_top1, low_conf = float(right.mean()), float(np.mean(conf < 0.5))
+if oof:
+    print(f"What the pretrained teacher knows of each face, by a head that never saw it: the "
+          f"right identity\nfor {100 * teacher_top1:.1f}% of the training faces; for the "
+          f"{100 * low_conf:.1f}% with a confidence p(y) < 0.5 it is unsure or wrong\nabout "
+          f"whose face it is, and regressing its descriptor may teach the student a wrong place")
+    head = bank.meta.get("head", {})                  # what the head's fit recorded
+    if "oof_top1" in head:
+        t.check("|top-1 of the bank's logits - the head's recorded out-of-fold top-1|",
+                abs(teacher_top1 - head["oof_top1"]), below=1e-9)
+        t.check("|share with p(y) < 0.5 - the head's record|",
+                abs(low_conf - head["oof_confidence_below_half"]), below=1e-9)
+else:
+    print(f"the teacher on its own training faces: top-1 {100 * teacher_top1:.1f}%, "
+          f"{100 * low_conf:.1f}% with p(y) < 0.5 (faces it was trained on)")
 
 # ---------------------------------------------------------------- 4. the selection
 t.section(f"4. Select {args.ratio:g} of each identity's faces (k {args.k}, alpha {args.alpha:g})")
@@ -200,12 +247,26 @@ print(f"mean u: selected {u[mask].mean():.3f}, the others {u[~mask].mean():.3f}"
 # the selection at least beats top-u and random subsets of the same size at its own objective
 # (at equal counts per identity lambda adds the same to each, so it is left out)
 f_of = lambda m: objective(W, u, args.alpha, 0.0, np.asarray(m, float))  # noqa: E731
-f_sel, f_top = f_of(mask), f_of(select(bank.embeddings, y, bank.logits, ratio=args.ratio,
-                                       k=args.k, alpha=0.0, per_identity=True).mask)
+top_u = select(bank.embeddings, y, bank.logits, ratio=args.ratio, k=args.k, alpha=0.0,
+               per_identity=True, seed=args.seed).mask                # (N,) alpha = 0
+f_sel, f_top = f_of(mask), f_of(top_u)
 f_rand = [f_of(make_weights("random", bank, y, args.ratio, seed=s, selection=res))
           for s in range(10)]
 print(f"f without lambda: selected {f_sel:.3f}, top-u {f_top:.3f}, best of 10 random subsets "
       f"with the same counts {min(f_rand):.3f}")
+misknown = ~right                                # (N,) the teacher names another identity
+share = lambda m: 100 * float(misknown[m].mean())  # noqa: E731
+print(f"faces whose teacher logits name another identity: {int(misknown.sum())} "
+      f"({share(np.ones_like(mask)):.1f}%); of the selected {share(mask):.1f}%, of top-u "
+      f"{share(top_u):.1f}%; their mean u {u[misknown].mean() if misknown.any() else 0:.3f} "
+      f"against {u[right].mean():.3f}")
+if misknown.sum() >= 10:
+    t.check("mean u of the wrongly known faces - of the others", float(u[misknown].mean()
+                                                                      - u[right].mean()), below=0.0)
+    print("u pushes them out (top-u takes few of them)" + (
+        "; alpha pulls some back in: a face the teacher places\naway from its identity is "
+        "also far from the faces already selected, so it adds little redundancy"
+        if share(mask) > share(top_u) else ", and alpha keeps them out"))
 t.check("f(selected) - f(top-u)", f_sel - f_top, below=1e-9)
 t.check("f(selected) - f(best random subset)", f_sel - min(f_rand), below=1e-9)
 
@@ -325,6 +386,10 @@ t.finish(
         f"Raising alpha from 0 to {alphas[-1]:g} cut the selected faces' redundancy from "
         f"{a_rows[0][1]:.2f} to {a_rows[-1][1]:.2f} at a mean u of {a_rows[-1][0]:.3f} "
         f"(from {a_rows[0][0]:.3f}).",
+        f"The teacher ({bank.meta.get('teacher')}, {bank.dim}-d) knows {100 * teacher_top1:.1f}% "
+        f"of the training faces' identities{' out of fold' if oof else ' (in-sample)'}; the "
+        f"faces it gets wrong have a low u: {share(top_u):.1f}% of top-u, {share(mask):.1f}% of "
+        f"the selection at alpha {args.alpha:g}, {share(np.ones_like(mask)):.1f}% of all.",
     ],
     exercises=[
         "In section 1, set u = [1.0, 0.9, 0.85, 0.2]: at which alpha does select() stop "

@@ -7,28 +7,47 @@ sparse graph selection of tutorial 06 picked::
 
     L = CE(student(x_LR), y) + mu * mean over selected faces of ||A phi_s(x_LR) - phi_t(x_HR)||^2
 
-phi_s is the student's 64-d embedding, phi_t the teacher's 256-d embedding of the same
-face at HR (the feature bank), and A a linear adapter Linear(64, 256) that exists only
-in training: the deployed student is the bare 0.15 MB network. tinyface compares
-directions by default (both sides L2-normalised, so a term is 2 - 2 cos; see
-``tinyface.distill.finetune``), mu = 3 as in the ablation. The ablation fine-tunes five variants from the
-same scratch student: ``none`` (CE only), ``kd`` (Hinton soft targets, T = 4), ``full``
-(regression on every face), ``random`` (a random subset of the selective size) and
-``selective``; then reports top-1 identification and identity-disjoint verification.
+phi_s is the student's 64-d embedding, phi_t the teacher's feature of the same face at
+HR (the feature bank), and A a linear adapter Linear(64, Dt) that exists only in
+training: the deployed student is the bare 0.15 MB network. The teacher, as in the
+paper, is pretrained on other people and frozen: dlib's ResNet (tutorial 04), whose
+phi_t are 128-d descriptors, so A is Linear(64, 128). It never saw these faces; what it
+knows of them is a softmax head on its descriptors fitted on the training identities,
+whose out-of-fold logits (each face scored by a head that never saw it) are the KD
+soft targets and the selection's confidence. They are wrong for some faces, and those
+are the faces a selection can leave out (a teacher trained on these faces, ours of
+tutorial 04 with ``--teacher PATH``, has memorised them, and its 256-d embeddings know
+every training face). tinyface compares directions by default (both sides
+L2-normalised, so a term is 2 - 2 cos; see ``tinyface.distill.finetune``), mu = 3 as in
+the ablation. The ablation fine-tunes five variants from the same scratch student:
+``none`` (CE only), ``kd`` (Hinton soft targets, T = 4), ``full`` (regression on every
+face), ``random`` (a random subset of the selective size) and ``selective``; then
+reports top-1 identification and identity-disjoint verification.
 
 Run it:
     python tutorials/07_selective_distillation.py --quick          # about 25 s, synthetic
-    python tutorials/07_selective_distillation.py --teacher runs/lfw-teacher
+    python tutorials/07_selective_distillation.py                  # LFW, dlib's teacher
+    python tutorials/07_selective_distillation.py --ablation runs/abl-dlib-s1
+    python tutorials/07_selective_distillation.py --teacher runs/lfw-teacher   # ours
 
 Quick: 16 synthetic identities x 20 faces (32 px HR, 16 px LR), a teacher-lite trained
-8 epochs, students 12 + 5 epochs, one seed. Full: LFW-158, the trained teacher reused
-with ``--teacher``, one seed (``--seeds 3`` for the README's table), 30 + 30 epochs: about
-5 minutes for one seed on an idle 2-core machine (the README's 3-seed ablation with its
-ratio curve took 12 minutes); measured 13.5 minutes with NUMBA_NUM_THREADS=1 on a busy
-shared machine, 7 of them evaluating the teacher on 6,592 verification faces twice. Without ``--teacher`` the teacher is trained first (about 50 minutes).
-Every phase is cached under OUT/ablation (``run_ablation``), so a re-run only reports.
+8 epochs (synthetic faces always get one: the pretrained net sees them all as one
+person), students 12 + 5 epochs, one seed. Full: LFW-158 and dlib's teacher, one seed
+(``--seeds 3`` for the README's table), 30 + 30 epochs. The teacher's descriptors of the
+3,020 training, 2 x 1,304 test and 2 x 6,592 verification faces take 8-15 minutes on a
+busy 2-core CPU (20-45 faces/s), once: they are cached in OUT/ablation/teacher-
+descriptors. The six students then take about 40 minutes on a busy 2-core machine
+(measured: 295 s for the scratch student, 347-522 s for each variant). ``--ablation
+DIR`` copies the caches of another ablation folder (e.g. ``python -m tinyface ablation
+--teacher dlib-resnet --out DIR``'s) into OUT/ablation: the teacher's descriptors, head
+and bank, and its finished student runs, which are reused where their recorded settings
+match (seed, epochs, mu, ratio, bank) and trained again otherwise; with all of them
+there the run takes about a minute. With ``--teacher PATH`` our trained teacher is used
+(trained first in PATH if it holds none: about 50 minutes). Every phase is cached under
+OUT/ablation (``run_ablation``), so a re-run only reports.
 """
 import json
+import os
 from textwrap import indent
 
 import matplotlib
@@ -42,7 +61,7 @@ from tinyface.data import to_float  # noqa: E402
 from tinyface.distill import (VARIANTS, DistillStep, DistillStudent, FeatureBank,  # noqa: E402
                               make_weights)
 from tinyface.distill.ablation import AblationSettings, cached_selection, run_ablation  # noqa: E402
-from tinyface.distill.report import ROW_NAMES  # noqa: E402
+from tinyface.distill.report import ROW_NAMES, TEACHER_ROWS  # noqa: E402
 from tinyface.gradcheck import numerical_gradient  # noqa: E402
 from tinyface.models import build_model, student_spec  # noqa: E402
 from tinyface.pipeline import load_split  # noqa: E402
@@ -52,8 +71,10 @@ QUICK_PAIRS = {"n_identities": 20, "images_per_identity": 4, "pairs_per_fold": 6
 
 
 def options(p):
-    p.add_argument("--teacher", metavar="PATH", help="a trained teacher run folder or model.npz "
-                   "(e.g. runs/lfw-teacher); default: train one in OUT/ablation/teacher")
+    tutorial.teacher_options(p, "an ablation output folder whose caches to copy into "
+                             "OUT/ablation: the teacher's descriptors, head and bank, and the "
+                             "finished student runs (default: tutorial_out/07/ablation when "
+                             "--out puts this run elsewhere; else none)")
     p.add_argument("--seeds", type=int, default=1, help="students per variant (mean +- std)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default: 5 quick, 30 full)")
     p.add_argument("--mu", type=float, default=3.0,
@@ -63,6 +84,9 @@ def options(p):
 
 args = tutorial.parse_args(7, __doc__, extra=options)
 t = tutorial.Tutorial(args)
+data, root = ("synthetic", None) if args.quick else tutorial.choose_data(args)
+teacher_choice = tutorial.choose_teacher(args, data)   # "dlib-resnet", a path, or None
+dt = tutorial.teacher_width(teacher_choice)            # Dt: 128 (dlib) or 256 (ours)
 
 
 def rel(a, b):
@@ -116,10 +140,10 @@ t.check("l2: relative error of dL/dphi_s (float32, h = 1e-2)", rel(analytic, num
 # ----------------------------------------------- 2. the whole loss, and the adapter's bytes
 t.section("2. L = CE + mu * regression on a toy batch; the adapter is not deployed")
 student = build_model(student_spec(num_classes=3, input_size=16), seed=args.seed)
-wrapper = DistillStudent(student, teacher_dim=256, seed=args.seed).train()
+wrapper = DistillStudent(student, teacher_dim=dt, seed=args.seed).train()
 rng = np.random.default_rng(args.seed)
 x = to_float(rng.integers(0, 256, (4, 3, 16, 16), dtype=np.uint8))      # (4, 3, 16, 16)
-toy_bank = FeatureBank(rng.standard_normal((4, 256)), rng.standard_normal((4, 3)))
+toy_bank = FeatureBank(rng.standard_normal((4, dt)), rng.standard_normal((4, 3)))
 mu = 0.5
 step = DistillStep(toy_bank, np.array([1, 0, 1, 0], np.float32), mu=mu)
 loss, _ = step(wrapper, x, np.arange(4), np.array([0, 1, 2, 0]))    # (L, correct)
@@ -129,8 +153,9 @@ print(f"x {x.shape}, phi_t {toy_bank.embeddings.shape}, weights [1, 0, 1, 0], mu
 t.check("|L - (CE + mu * regression)|", abs(loss - (ce + mu * reg)), below=1e-5)
 adapter_params = wrapper.num_parameters() - student.num_parameters()
 print(f"student {student.num_parameters():,} parameters ({student.nbytes():,} bytes); adapter "
-      f"{adapter_params:,} = 64 x 256 + 256; deployed: {wrapper.deployable().nbytes():,} bytes")
-t.check("adapter parameters - (64 * 256 + 256)", adapter_params - (64 * 256 + 256), equals=0)
+      f"{adapter_params:,} = 64 x {dt} + {dt} (Dt = {dt}, this run's teacher); deployed: "
+      f"{wrapper.deployable().nbytes():,} bytes")
+t.check(f"adapter parameters - (64 * {dt} + {dt})", adapter_params - (64 * dt + dt), equals=0)
 t.check("deployed bytes - the bare student's bytes",
         wrapper.deployable().nbytes() - student.nbytes(), equals=0)
 
@@ -139,30 +164,48 @@ t.section("3. The ablation: scratch student, then none, KD, full, random and sel
 if args.quick:
     split = load_split("synthetic", hr_size=32, lr_size=16, seed=args.seed, cache_dir=args.cache,
                        synthetic=QUICK_FACES)
-    data, root = "synthetic", None
     settings = AblationSettings(
         seeds=args.seeds, first_seed=args.seed, teacher_arch="teacher-lite", teacher_epochs=8,
         scratch_epochs=12, finetune_epochs=args.epochs or 5, batch_size=32, mu=args.mu,
         ratio=args.ratio, ratios=(), verification=QUICK_PAIRS)
 else:
-    data, root = tutorial.choose_data(args)
     split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache)
+    lite = {"teacher_arch": "teacher-lite", "teacher_epochs": 8} if data == "synthetic" else {}
     settings = AblationSettings(seeds=args.seeds, first_seed=args.seed,
                                 finetune_epochs=args.epochs or 30, mu=args.mu, ratio=args.ratio,
-                                ratios=())
+                                ratios=(), **lite)
 print(f"{split.describe()}; {settings.seeds} seed(s), {settings.scratch_epochs} scratch + "
       f"{settings.finetune_epochs} fine-tuning epochs, mu {settings.mu:g}, ratio {settings.ratio:g}")
 out = t.path("ablation")
-results = run_ablation(split, settings, out, teacher_path=args.teacher, data=data,
+src = tutorial.ablation_source(args, out)         # another ablation folder, or None
+if src is not None:                                  # the teacher, and the finished students
+    wanted = {f"scratch-seed{s}" for s in settings.seed_list} | {
+        os.path.join(f"seed{s}", v) for s in settings.seed_list for v in settings.variants}
+    runs = [r for r in tutorial.finished_runs(src)
+            if r in wanted and not os.path.exists(os.path.join(out, r))]
+    tutorial.reuse_caches(src, out, (tutorial.TEACHER_CACHES if teacher_choice ==
+                                     tutorial.PRETRAINED_TEACHER else ()) + tuple(runs))
+results = run_ablation(split, settings, out, teacher_path=teacher_choice, data=data,
                        data_root=root, cache_dir=args.cache,
                        log=lambda m: None if m.startswith("epoch") else print(indent(m, "  ")))
-print(f"cached runs (reused on a re-run): {out}/teacher, bank.npz, selection/, scratch-seed*/, "
-      f"seed*/VARIANT/")
+frozen = results["teacher"].get("pretrained", False)
+print(f"cached runs (reused on a re-run): {out}/"
+      + ("teacher-descriptors/, teacher-head.npz" if frozen else "teacher") +
+      ", teacher_eval.json, bank.npz, selection/, scratch-seed*/, seed*/VARIANT/")
 for f in results["files"] + [f"{out}/results.json"]:
     t.saved(f)
 
 n = len(split.y_train)
 sizes = results["sizes"]
+tr = {k: 100 * results["rows"][k]["top1"]["mean"] for k in TEACHER_ROWS}
+print(f"\nteacher: {results['teacher']['name']}, {dt}-d features; test top-1 at HR "
+      f"{tr[TEACHER_ROWS[0]]:.1f}%, on LR faces upsampled {tr[TEACHER_ROWS[1]]:.1f}%")
+if frozen:
+    head = results["teacher"]["head"]
+    print(f"its head, out of fold on the {n} training faces (the KD targets and the "
+          f"selection's confidence):\n  right identity {100 * head['oof_top1']:.1f}%, "
+          f"p(y) < 0.5 for {100 * head['oof_confidence_below_half']:.1f}%: what the "
+          f"teacher knows of those faces is unsure or wrong")
 print("\n  variant     top-1 %   verification %   regressed faces   regression start -> end   s")
 for r in results["runs"]:
     v = r["variant"]
@@ -199,6 +242,7 @@ t.save_figure(fig, "loss_curves.png", dpi=100)
 # ------------------------------------------------------------ 4. inside one real step
 t.section("4. Inside one fine-tuning step on the real faces (selective, seed's scratch student)")
 bank = FeatureBank.load(f"{out}/bank.npz")
+t.check("the bank's width - Dt of section 2", bank.dim - dt, equals=0)
 sel = cached_selection(bank, split.y_train, settings.ratio, settings, split.meta["seed"],
                        f"{out}/selection/ratio-{settings.ratio:g}.npz", bank.meta["key"],
                        lambda m: print(f"  {m}"))
@@ -226,20 +270,26 @@ t.finish(
     summary=[
         "L = CE + mu * mean over selected faces of ||A phi_s(x_LR) - phi_t(x_HR)||^2; the "
         "2-face example and its gradient match the hand calculation.",
-        f"The adapter (64 x 256 + 256 = {adapter_params:,} parameters) trains with the student "
+        f"The adapter (64 x {dt} + {dt} = {adapter_params:,} parameters) trains with the student "
         f"and is dropped: every deployed student is {sizes['student_bytes']:,} bytes.",
+        f"The teacher ({results['teacher']['name']}, {dt}-d) reaches {tr[TEACHER_ROWS[0]]:.1f}% "
+        f"top-1 at HR and {tr[TEACHER_ROWS[1]]:.1f}% on LR faces upsampled"
+        + (f"; out of fold it knows {100 * head['oof_top1']:.1f}% of the training faces" if frozen
+           else "") + ".",
         f"{split.meta['data']}, {settings.seeds} seed(s): scratch {top('student from scratch'):.1f}%"
         + "".join(f", {v} {top(ROW_NAMES[v]):.1f}%" for v in VARIANTS)
         + f" top-1; best here: {best}"
         + (f" (one test face is {100 / len(split.y_test):.1f} points: tiny-set differences are "
            f"noise)." if len(split.y_test) < 500 else
-           " (the README's 3 LFW seeds spread 0.4-1.4 points: one seed ranks nothing)."
+           " (one seed ranks nothing: compare the README's ablation over 3 seeds)."
            if settings.seeds == 1 else "."),
-        f"The whole ablation took {results['timings']['total']:.0f} s; runs are cached in {out}.",
+        f"This run of the ablation took {results['timings']['total']:.0f} s; training the five "
+        f"variants took {sum(r.get('seconds') or 0 for r in fine):.0f} s (as their runs "
+        f"record it{', copied from ' + src if src else ''}); everything is cached in {out}.",
     ],
     exercises=[
         "Rerun with --seeds 3: are the differences between full, random and selective larger "
-        "than the standard deviations over seeds?",
+        "than the standard deviations over seeds? (The teacher's caches are reused.)",
         "Set --mu 1 (or 10) and compare the regression variants with 'none': at which mu "
         "does feature regression start to hurt the cross-entropy?",
         "Fine-tune with feature_norm='none' (tinyface.distill.finetune) and mu = 1: how large "

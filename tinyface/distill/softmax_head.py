@@ -10,10 +10,12 @@ The head is multinomial logistic regression on the L2-normalised descriptors::
     logits = n(x) @ W + b,          n(x) = x / ||x||,   W: (D, K), b: (K,)
     J(W, b) = mean_i CE(logits_i, y_i) + penalty / 2 * (||W||^2 + ||b||^2)
 
-J is strictly convex, so its minimum is unique: L-BFGS (``scipy.optimize``, float64,
-from zeros) finds it whatever the thread count or batch order, and the fit is
-deterministic. The bias is penalised too, so that a class with no face in a fold's
-training part gets finite logits instead of a bias running off to minus infinity.
+J is strictly convex, so its minimum is unique; L-BFGS (``scipy.optimize``, float64,
+from zeros) stops near it, within its tolerances, and the same inputs give the same head
+(on one BLAS thread, see Threads: the rounding of a multi-threaded product can move the
+stopping point by about 0.005 of validation cross-entropy). The bias is penalised too,
+so that a class with no face in a fold's training part gets finite logits instead of a
+bias running off to minus infinity.
 With unit-length inputs the penalty alone sets the scale of the logits (their
 "temperature"); a separate temperature would be a second knob for the same thing.
 
@@ -29,9 +31,18 @@ With unit-length inputs the penalty alone sets the scale of the logits (their
 3. the head used on test faces: fitted on every training face.
 
 The one shared choice is the penalty (a single number, picked on step 1's split).
+
+Threads. Each L-BFGS step is a few small BLAS calls (``x @ W`` and scipy's own vector
+updates). With OpenBLAS's threads on a busy 2-core machine each call waits for threads
+to wake (the threading trap of ``tinyface.kernels.threading``): on LFW-158 a fit took
+minutes instead of seconds. ``one_blas_thread`` sets every loaded OpenBLAS to one thread
+during a fit (through its ``*_set_num_threads``, as threadpoolctl does) and restores it;
+where none is found (another BLAS, another OS) it does nothing.
 """
 from __future__ import annotations
 
+import ctypes
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +55,50 @@ __all__ = ["SoftmaxHead", "HeadFit", "l2_rows", "head_loss", "fit_softmax_head",
 # (validation cross-entropy 0.42 / 0.40 / 0.47 / 0.84 at 1e-8 / 1e-7 / 1e-6 / 1e-5;
 # top-1 about 90% at each); tiny synthetic sets take 1e-4
 DEFAULT_PENALTIES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
+
+
+_BLAS_THREAD_SYMBOLS = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                        ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+                        ("openblas_get_num_threads", "openblas_set_num_threads"))
+_pools = None
+
+
+def _openblas_pools():
+    """``[(get_num_threads, set_num_threads)]`` of each OpenBLAS loaded (Linux only)."""
+    global _pools
+    if _pools is None:
+        _pools = []
+        try:
+            with open("/proc/self/maps") as f:
+                paths = sorted({line.split()[-1] for line in f
+                                if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+        except OSError:
+            paths = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for get, put in _BLAS_THREAD_SYMBOLS:
+                if hasattr(lib, get) and hasattr(lib, put):
+                    _pools.append((getattr(lib, get), getattr(lib, put)))
+                    break
+    return _pools
+
+
+@contextmanager
+def one_blas_thread():
+    """Run the block with every loaded OpenBLAS on one thread (module docstring)."""
+    import scipy.optimize  # noqa: F401  (load scipy's BLAS first, so it is found too)
+    pools = _openblas_pools()
+    before = [int(get()) for get, _ in pools]
+    for _, put in pools:
+        put(1)
+    try:
+        yield
+    finally:
+        for (_, put), n in zip(pools, before):
+            put(n)
 
 
 def l2_rows(x, eps=1e-12):
@@ -107,8 +162,9 @@ def fit_softmax_head(x, y, num_classes, penalty, max_iter=2000, tol=1e-9):
         J, dW, db = head_loss(theta[:d * k].reshape(d, k), theta[d * k:], xn, y, penalty)
         return J, np.concatenate([dW.ravel(), db])
 
-    res = minimize(fun, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
-                   options={"maxiter": int(max_iter), "gtol": 1e-6, "ftol": tol})
+    with one_blas_thread():
+        res = minimize(fun, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                       options={"maxiter": int(max_iter), "gtol": 1e-6, "ftol": tol})
     W = res.x[:d * k].reshape(d, k).astype(np.float32)
     b = res.x[d * k:].astype(np.float32)
     return SoftmaxHead(W, b, float(penalty), {"iterations": int(res.nit),
