@@ -47,7 +47,7 @@ from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, mean_std, rows_tab
                                      write_report)
 from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
                                        run_signature)
-from tinyface.distill.trained_teacher import load_teacher, teacher_rows, ver_summary
+from tinyface.distill.trained_teacher import evaluate_teacher, load_teacher, ver_summary
 from tinyface.distill.verification import disjoint_pairs, verify_disjoint
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
@@ -230,7 +230,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         say("teacher: loaded its evaluation from teacher_eval.json")
     else:
         teacher_rows = (frozen.rows(pairs, method) if frozen
-                        else teacher_rows(teacher, split, pairs, method, say))
+                        else evaluate_teacher(teacher, split, pairs, method, say))
         write_json(out / "teacher_eval.json",
                    {"key": tkey, "pairs": pairs_sig, "rows": teacher_rows})
     for name in TEACHER_ROWS:

@@ -3,7 +3,7 @@ and its two rows of the ablation (``tinyface.distill.frozen_teacher`` is the pre
 counterpart).
 
     teacher = load_teacher(split, settings, "runs/ablation/teacher", print)
-    rows = teacher_rows(teacher, split, pairs, "bicubic", print)
+    rows = evaluate_teacher(teacher, split, pairs, "bicubic", print)
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tinyface.distill.report import TEACHER_ROWS
 
-__all__ = ["load_teacher", "teacher_rows", "ver_summary", "SPLIT_KEYS"]
+__all__ = ["load_teacher", "evaluate_teacher", "ver_summary", "SPLIT_KEYS"]
 
 
 def _read_json(path):
@@ -72,7 +72,7 @@ def _fits(teacher, split, where):
     return teacher
 
 
-def teacher_rows(teacher, split, pairs, method, say):
+def evaluate_teacher(teacher, split, pairs, method, say):
     """Our trained teacher's two rows: identification and verification."""
     from tinyface.distill.verification import verify_disjoint
     from tinyface.pipeline import evaluate_identification
