@@ -213,7 +213,7 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     assert main(args) == 0                                 # a re-run: every phase cached
     log = capsys.readouterr().out
     assert "loaded its evaluation" in log and "feature bank: loaded" in log
-    assert "fine-tuning 1 epochs" not in log and "descriptors of the" not in log
+    assert "fine-tuning 1 epochs" not in log and " descriptors in " not in log   # nothing re-run
     assert json.loads((out / "results.json").read_text())["rows"] == res["rows"]
 
 

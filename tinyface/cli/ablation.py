@@ -89,6 +89,13 @@ def register(sub):
                    help="selector's node scores: the teacher's confidence, margin and centre "
                         "closeness; or student-gap, p_teacher(y) * (1 - p_student(y)) with each "
                         "seed's scratch student (a selection per seed)")
+    d.add_argument("--label-free", default="full", metavar="V,V,...",
+                   help="regression variants run a second time with label-free regression on "
+                        "the unlabelled faces of the dataset (outside the labelled and test "
+                        "faces); '' for none")
+    d.add_argument("--label-free-pool", choices=["disjoint", "all"], default="disjoint",
+                   help="disjoint: also leave out every face of the people in the "
+                        "verification pairs, so that row stays honest; all: keep them")
     d.add_argument("--global-selection", action="store_true",
                    help="select RATIO of all faces (default: RATIO of each identity's faces)")
     p.add_argument("--quick", action="store_true",
@@ -159,6 +166,8 @@ def settings_from_args(args):
             teacher_layer=args.teacher_layer,
             mu_schedule=args.mu_schedule, verification=verification,
             pretrained_hr_size=args.pretrained_hr_size,
+            label_free=tuple(v.strip() for v in args.label_free.split(",") if v.strip()),
+            label_free_pool=args.label_free_pool,
             **({} if args.head_penalties is None else
                {"head_penalties": _numbers(args.head_penalties, "--head-penalties")}))
     except ValueError as exc:

@@ -42,9 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.distill.bank import bank_key, extract_bank, layer_dim
+from tinyface.distill.finetune import REGRESSION_VARIANTS as REGRESSION
 from tinyface.distill.finetune import finetune
-from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, mean_std, rows_table, sizes_record,
-                                     write_report)
+from tinyface.distill.frozen_teacher import source_faces
+from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, mean_std, rows_table,
+                                     sizes_record, write_report)
 from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
                                        run_signature)
 from tinyface.distill.trained_teacher import evaluate_teacher, load_teacher, ver_summary
@@ -146,33 +148,35 @@ def _scratch(split, settings, seed, folder, log):
 
 
 def _variant_run(student, split, bank, variant, settings, seed, ratio, selection, folder, sig,
-                 log):
-    """One fine-tuning run (cached in ``folder`` under ``sig``): the deployable student
-    and its metrics."""
+                 log, pool=None):
+    """One fine-tuning run (cached in ``folder`` under ``sig``): the deployable student,
+    its metrics, and the trained ``DistillStudent`` (student + adapter, last epoch)."""
     from tinyface.checkpoint import load_model
     from tinyface.pipeline.streams import write_json
     from tinyface.train import TrainConfig
     folder = Path(folder)
     run = _read_json(folder / "run.json")
+    lf = f" + {pool.n} unlabelled faces" if pool is not None else ""
     if run and _same(run.get("sig"), sig) and (folder / "student.npz").is_file():
         metrics = _read_json(folder / "metrics.json")
         if metrics:
-            log(f"{variant}, seed {seed}{_rtext(variant, ratio)}: loading {folder}")
+            log(f"{variant}{lf}, seed {seed}{_rtext(variant, ratio)}: loading {folder}")
             model, _ = load_model(folder / "student.npz")
-            return model.eval(), metrics
+            wrapper, _ = load_model(folder / "checkpoint.npz")      # the last epoch
+            return model.eval(), metrics, wrapper.eval()
     cfg = TrainConfig(epochs=settings.finetune_epochs, batch_size=settings.batch_size,
                       optimizer="sgd", lr=settings.finetune_lr,
                       weight_decay=settings.finetune_weight_decay, schedule="cosine", seed=seed,
                       augment=settings.augment, max_shift=settings.max_shift)
-    log(f"-- {variant}, seed {seed}{_rtext(variant, ratio)}: fine-tuning "
+    log(f"-- {variant}{lf}, seed {seed}{_rtext(variant, ratio)}: fine-tuning "
         f"{settings.finetune_epochs} epochs in {folder}")
     res = finetune(student, split, bank, variant, cfg, mu=settings.mu, T=settings.T,
                    ratio=ratio, selection=selection, out_dir=folder, log=log,
                    kd_weight=settings.kd_weight, feature_norm=settings.feature_norm,
                    adapter_init=settings.adapter_init, mu_schedule=settings.mu_schedule,
-                   per_identity=settings.per_identity)
+                   per_identity=settings.per_identity, pool=pool)
     write_json(folder / "run.json", {"sig": sig})
-    return res["model"], res["metrics"]
+    return res["model"], res["metrics"], res["wrapper"].eval()
 
 
 def _rtext(variant, ratio):
@@ -248,6 +252,22 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         bank = extract_bank(teacher, split.hr_train, cache_path=out / bank_file, log=say,
                             layer=layer)
     bank.check(len(split.y_train), dim=layer_dim(teacher, layer), num_classes=split.num_classes)
+    pool = None
+    if settings.label_free and data == "synthetic":
+        say("label-free regression: synthetic faces have no unlabelled faces outside the "
+            "split; its rows are left out")
+    elif settings.label_free and layer != "embedding":
+        say(f"label-free regression regresses the teacher's embedding, not its {layer} "
+            f"features; its rows are left out")
+    elif settings.label_free:
+        pool = _label_free_pool(split, settings, frozen, teacher, pairs, bank, data, data_root,
+                                cache_dir, say)
+    if pool is not None and not pool.n:
+        say("label-free regression: no unlabelled faces in this dataset; its rows are left out")
+    # cross-resolution verification: the teacher's HR gallery, once (cached descriptors)
+    gallery = (frozen.descriptors("pairs-hr", source_faces(split, data, frozen.size, data_root,
+                                                           cache_dir, pairs=pairs))
+               if frozen and pairs is not None else None)
     phase("bank", t0)
 
     # 4. selections
@@ -301,19 +321,27 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
                if pairs is not None else None)
         return {"top1": ident["top1"], "top5": ident["top5"], "verification": ver_summary(ver)}
 
-    def do_variant(variant, seed, ratio):
-        key = (variant, seed, ratio if variant in ("random", "selective") else None)
+    def do_variant(variant, seed, ratio, unlabelled=None):
+        row = variant + (UNLABELLED if unlabelled is not None else "")
+        key = (row, seed, ratio if variant in ("random", "selective") else None)
         if key in runs:
             return runs[key]
         t1 = time.perf_counter()
         name = variant if variant not in ("random", "selective") or ratio == settings.ratio \
             else f"{variant}-r{ratio:g}"
-        sig = run_signature(settings, split, bank, variant, seed, key[2])
+        name += "-unlabelled" if unlabelled is not None else ""
+        sig = run_signature(settings, split, bank, variant, seed, key[2], pool=unlabelled)
         run_ratio = settings.ratio if ratio is None else ratio
         sel = selection_for(seed, run_ratio) if variant in ("random", "selective") else None
-        model, metrics = _variant_run(students[seed], split, bank, variant, settings, seed,
-                                      run_ratio, sel, out / f"seed{seed}" / name, sig, say)
-        runs[key] = {**evaluate_student(model),
+        model, metrics, wrapper = _variant_run(students[seed], split, bank, variant, settings,
+                                               seed, run_ratio, sel, out / f"seed{seed}" / name,
+                                               sig, say, pool=unlabelled)
+        cross = None
+        if gallery is not None and variant in REGRESSION:
+            cross = _cross_resolution(gallery, wrapper, pairs, method,
+                                      out / f"seed{seed}" / name, say)
+        runs[key] = {**evaluate_student(model), "cross_resolution": cross,
+                     "unlabelled_faces": metrics.get("unlabelled_faces"),
                      "regressed_faces": metrics.get("regressed_faces"),
                      "initial_regression_loss": metrics.get("initial_regression_loss"),
                      "final_regression_loss": metrics.get("final_regression_loss"),
@@ -321,7 +349,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
                      "student_parameters": metrics.get("student_parameters"),
                      "student_bytes": metrics.get("student_bytes"),
                      "adapter_parameters": metrics.get("adapter_parameters")}
-        say(f"{ROW_NAMES[variant]}, seed {seed}{_rtext(variant, ratio)}: "
+        say(f"{ROW_NAMES[row]}, seed {seed}{_rtext(variant, ratio)}: "
             f"{_scores_text(runs[key])}")
         phase("finetune", t1)
         return runs[key]
@@ -334,6 +362,8 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         phase("scratch", t0)
         for variant in settings.variants:
             do_variant(variant, seed, settings.ratio)
+        for variant in (settings.label_free if pool is not None and pool.n else ()):
+            do_variant(variant, seed, settings.ratio, unlabelled=pool)
 
     # 6. the ratio curve (first seed)
     say("== 6/6 accuracy against the selection ratio")
@@ -364,6 +394,8 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         "selection": {f"{r:g}": s.info for r, s in selections.items() if hasattr(s, "info")},
         "runs": [{"variant": v, "seed": s, "ratio": r, **m} for (v, s, r), m in runs.items()],
         "bank": {k: v for k, v in bank.meta.items()},
+        "label_free": ({**pool.record(), "text": pool.meta.get("text")}
+                       if pool is not None and pool.n else None),
         "timings": dict(timings, total=time.perf_counter() - t_start),
     }
     files = write_report(results, out, split, bank, main_sel, curve, runs, say)
@@ -378,7 +410,49 @@ def _scores_text(r):
     text = f"top-1 {100 * r['top1']:.1f}%"
     if r.get("verification"):
         text += f", verification {100 * r['verification']['accuracy']:.1f}%"
+    if r.get("cross_resolution"):
+        text += f", cross-resolution {100 * r['cross_resolution']['accuracy']:.1f}%"
     return text
+
+
+def _label_free_pool(split, settings, frozen, teacher, pairs, bank, data, data_root, cache_dir,
+                     say):
+    """The unlabelled pool of label-free regression (``distill.label_free``), targets from
+    the teacher; the verification faces' descriptors are reused where the pool has them."""
+    from tinyface.data import load_dataset
+    from tinyface.distill.label_free import label_free_pool, make_pool
+    ds = load_dataset(data, root=data_root, hr_size=split.hr_size, cache_dir=cache_dir)
+    rows, info = label_free_pool(ds, split, pairs,
+                                 exclude_pair_identities=settings.label_free_pool == "disjoint")
+    say(f"label-free pool: {info['text']}")
+    known = []
+    if frozen is not None and pairs is not None and getattr(pairs, "rows", None) is not None:
+        known = [(pairs.rows, frozen.descriptors(
+            "pairs-hr", source_faces(split, data, frozen.size, data_root, cache_dir,
+                                     pairs=pairs)))]
+    if frozen is not None:
+        def embed(faces):
+            return frozen.descriptors(f"label-free-{settings.label_free_pool}-hr", faces)
+    else:
+        def embed(faces):
+            return extract_bank(teacher, faces).embeddings
+    return make_pool(ds, split, rows, embed, info, data=data,
+                     hr_size=frozen.size if frozen is not None else 0, data_root=data_root,
+                     cache_dir=cache_dir, known=known, dim=bank.dim, log=say)
+
+
+def _cross_resolution(gallery, wrapper, pairs, method, folder, say):
+    """HR gallery (teacher) against LR probe (the student through its adapter); the
+    deployable cross-resolution student is saved as ``folder/cross_resolution.npz``."""
+    from tinyface.checkpoint import save_model
+    from tinyface.distill.cross_resolution import (cross_resolution_student,
+                                                   verify_cross_resolution)
+    student = cross_resolution_student(wrapper, copy=True).eval()
+    res = verify_cross_resolution(gallery, student, pairs, method=method, same_resolution=False)
+    save_model(Path(folder) / "cross_resolution.npz", student,
+               metadata={"bytes": student.nbytes(), "fits_budget": student.fits_budget()})
+    return {k: res[k] for k in ("accuracy", "std", "auc", "tar_at_far")} | {
+        "bytes": int(student.nbytes()), "fits_budget": bool(student.fits_budget())}
 
 
 def _all_selected(n, settings):

@@ -58,7 +58,9 @@ HEAD_FORMAT = "tinyface-frozen-teacher/1"
 # the face sets the teacher describes (the cache's file names) and what they are
 FACE_SETS = {"train-hr": "HR training faces", "test-hr": "HR test faces",
              "test-lr": "LR test faces", "pairs-hr": "HR verification faces",
-             "pairs-lr": "LR verification faces"}
+             "pairs-lr": "LR verification faces",
+             "label-free-disjoint-hr": "HR unlabelled faces (verification people left out)",
+             "label-free-all-hr": "HR unlabelled faces"}
 
 
 def pretrained_name(teacher_path):

@@ -10,6 +10,10 @@ TEACHER_ROWS = ("teacher at HR", "teacher at LR, upsampled")
 ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tuning only",
              "kd": "student + KD", "full": "student + full", "random": "student + random",
              "selective": "student + selective"}
+# a label-free run's row: the variant's key plus this suffix ("full+unlabelled")
+UNLABELLED = "+unlabelled"
+ROW_NAMES.update({v + UNLABELLED: f"student + {v} + unlabelled faces"
+                  for v in ("full", "random", "selective")})
 
 def mean_std(values):
     """``(mean, sample std)`` of a list (std 0 for a single value)."""
@@ -28,8 +32,13 @@ def rows_table(teacher_rows, runs, settings, split):
                       "top1": {"mean": r["top1"], "std": 0.0, "values": [r["top1"]]},
                       "verification": ver and {"mean": ver["accuracy"], "std": 0.0,
                                                "values": [ver["accuracy"]]}}
-    for variant in ("scratch",) + tuple(v for v in VARIANTS if v in settings.variants):
-        ratio = settings.ratio if variant in ("random", "selective") else None
+    rows_of = (("scratch",) + tuple(v for v in VARIANTS if v in settings.variants)
+               + tuple(v + UNLABELLED for v in settings.label_free))
+    for variant in rows_of:
+        if (variant, settings.seed_list[0], settings.ratio if variant.split("+")[0] in
+                ("random", "selective") else None) not in runs:
+            continue                                   # label-free rows without a pool
+        ratio = (settings.ratio if variant.split("+")[0] in ("random", "selective") else None)
         rs = [runs[(variant, s, ratio)] for s in settings.seed_list]
         top1 = [r["top1"] for r in rs]
         m, sd = mean_std(top1)
@@ -39,6 +48,10 @@ def rows_table(teacher_rows, runs, settings, split):
             acc = [r["verification"]["accuracy"] for r in rs]
             vm, vs = mean_std(acc)
             entry["verification"] = {"mean": vm, "std": vs, "values": acc}
+        if all(r.get("cross_resolution") for r in rs):
+            acc = [r["cross_resolution"]["accuracy"] for r in rs]
+            cm, cs = mean_std(acc)
+            entry["cross_resolution"] = {"mean": cm, "std": cs, "values": acc}
         rows[ROW_NAMES[variant]] = entry
     return rows
 
@@ -63,10 +76,18 @@ def _fmt(cell):
 
 def format_table(results):
     """The markdown table of ``results["rows"]``."""
-    lines = ["| model | faces | identification top-1 (%) | verification (%) |",
-             "|---|---|---:|---:|"]
+    cross = any(r.get("cross_resolution") for r in results["rows"].values())
+    head = "| model | faces | identification top-1 (%) | verification (%) |"
+    rule = "|---|---|---:|---:|"
+    if cross:
+        head += " cross-resolution verification (%) |"
+        rule += "---:|"
+    lines = [head, rule]
     for name, r in results["rows"].items():
-        lines.append(f"| {name} | {r['faces']} | {_fmt(r['top1'])} | {_fmt(r['verification'])} |")
+        line = f"| {name} | {r['faces']} | {_fmt(r['top1'])} | {_fmt(r['verification'])} |"
+        if cross:
+            line += f" {_fmt(r.get('cross_resolution'))} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -121,6 +142,14 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"({sizes['student_bytes']:,} bytes); the adapter "
              f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "
              f"Teacher: {sizes['teacher_parameters']:,} parameters{_teacher_text(results)}.", "",
+             *([f"Label-free regression: {results['label_free']['text']}; those rows regress "
+                f"the teacher on them too (weight 1, no labels) in every fine-tuning epoch.", ""]
+               if results.get("label_free") and results["label_free"].get("text") else []),
+             *(["Cross-resolution verification: the teacher's descriptor of the HR face of "
+                "each pair against the student's output, through its adapter, on the LR "
+                "face (cosine; the deployable cross-resolution student is saved as "
+                "cross_resolution.npz in each run's folder).", ""]
+               if any(r.get("cross_resolution") for r in results["rows"].values()) else []),
              f"Time: {results['timings']['total']:.0f} s in all ("
              + ", ".join(f"{k} {v:.0f} s" for k, v in results["timings"].items() if k != "total")
              + ")."]

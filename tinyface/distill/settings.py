@@ -13,14 +13,18 @@ import math
 from dataclasses import dataclass, field
 
 from tinyface.distill.bank import BANK_LAYERS
+from tinyface.distill.label_free import pool_signature
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
                                        DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
                                        check_ratio, check_variant)
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
 
-__all__ = ["AblationSettings", "run_signature", "DEFAULT_RATIOS", "INFORMATIVENESS"]
+__all__ = ["AblationSettings", "run_signature", "DEFAULT_RATIOS", "INFORMATIVENESS",
+           "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS"]
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
+LABEL_FREE_VARIANTS = ("full", "random", "selective")
+LABEL_FREE_POOLS = ("disjoint", "all")
 # where the selector's node scores u come from: the teacher alone (confidence, margin,
 # centre closeness), or the gap between the teacher and each seed's scratch student
 INFORMATIVENESS = ("teacher", "student-gap")
@@ -75,9 +79,17 @@ class AblationSettings:
     head_penalties: tuple = DEFAULT_PENALTIES
     head_folds: int = 5
     head_val_fraction: float = 0.2
+    # label-free regression (``distill.label_free``): these regression variants are run a
+    # second time with the unlabelled pool of LFW faces outside the labelled and test
+    # faces; ``label_free_pool``: "disjoint" also leaves out every face of the people in
+    # the verification pairs (so that row stays honest), "all" keeps them; it regresses
+    # the teacher's embedding, so a run with teacher_layer "pooled" leaves it out
+    label_free: tuple = ("full",)
+    label_free_pool: str = "disjoint"
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
+        self.label_free = tuple(self.label_free)
         self.ratios = tuple(float(r) for r in self.ratios)
         self.head_penalties = tuple(float(p) for p in self.head_penalties)
         self.validate()
@@ -95,6 +107,13 @@ class AblationSettings:
         for name in ("scratch_epochs", "finetune_epochs", "teacher_epochs", "batch_size", "k"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for v in self.label_free:
+            if v not in LABEL_FREE_VARIANTS:
+                raise ValueError(f"label_free variants must be among "
+                                 f"{', '.join(LABEL_FREE_VARIANTS)} (regression), got {v!r}")
+        if self.label_free_pool not in LABEL_FREE_POOLS:
+            raise ValueError(f"label_free_pool must be one of {', '.join(LABEL_FREE_POOLS)}, "
+                             f"got {self.label_free_pool!r}")
         if self.teacher_layer not in BANK_LAYERS:
             raise ValueError(f"teacher_layer must be one of {', '.join(BANK_LAYERS)}, got "
                              f"{self.teacher_layer!r}")
@@ -139,8 +158,9 @@ class AblationSettings:
         return d
 
 
-def run_signature(settings, split, bank, variant, seed, ratio):
-    """What a fine-tuning run depends on (a cached run is reused only if it matches)."""
+def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
+    """What a fine-tuning run depends on (a cached run is reused only if it matches);
+    ``pool``: the unlabelled pool of a label-free run."""
     sig = {"variant": variant, "seed": seed, "split": split.meta, "bank": bank.meta["key"],
            "scratch": [settings.scratch_epochs, settings.scratch_lr,
                        settings.scratch_weight_decay],
@@ -158,4 +178,7 @@ def run_signature(settings, split, bank, variant, seed, ratio):
                    per_identity=settings.per_identity)
     if variant == "selective" and settings.informativeness != "teacher":
         sig.update(informativeness=settings.informativeness)
+    label_free = pool_signature(pool, variant)
+    if label_free:
+        sig.update(label_free=label_free)
     return sig
