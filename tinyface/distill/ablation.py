@@ -424,7 +424,7 @@ def _label_free_pool(split, settings, frozen, teacher, pairs, bank, data, data_r
     ds = load_dataset(data, root=data_root, hr_size=split.hr_size, cache_dir=cache_dir)
     rows, info = label_free_pool(ds, split, pairs,
                                  exclude_pair_identities=settings.label_free_pool == "disjoint")
-    say(f"label-free pool: {info['text']}")
+    say(info["text"])
     known = []
     if frozen is not None and pairs is not None and getattr(pairs, "rows", None) is not None:
         known = [(pairs.rows, frozen.descriptors(

@@ -142,7 +142,7 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"({sizes['student_bytes']:,} bytes); the adapter "
              f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "
              f"Teacher: {sizes['teacher_parameters']:,} parameters{_teacher_text(results)}.", "",
-             *([f"Label-free regression: {results['label_free']['text']}; those rows regress "
+             *([f"L{results['label_free']['text'][1:]}; the 'unlabelled faces' rows regress "
                 f"the teacher on them too (weight 1, no labels) in every fine-tuning epoch.", ""]
                if results.get("label_free") and results["label_free"].get("text") else []),
              *(["Cross-resolution verification: the teacher's descriptor of the HR face of "
