@@ -18,7 +18,6 @@ def step():
     if "step" not in result:
         pytest.fail(f"the simulator run produced no results (exit {result['returncode']}):\n"
                     f"{result['stderr'][-3000:]}")
-    assert result["seconds"] < 300, f"the simulator run took {result['seconds']:.0f} s"
     return result["step"]
 
 
