@@ -42,9 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.distill.bank import bank_key, extract_bank, layer_dim
+from tinyface.distill.cross_resolution import cross_resolution_run
 from tinyface.distill.finetune import REGRESSION_VARIANTS as REGRESSION
 from tinyface.distill.finetune import finetune
 from tinyface.distill.frozen_teacher import source_faces
+from tinyface.distill.label_free import ablation_pool
 from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, mean_std, rows_table,
                                      sizes_record, write_report)
 from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
@@ -260,8 +262,8 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
         say(f"label-free regression regresses the teacher's embedding, not its {layer} "
             f"features; its rows are left out")
     elif settings.label_free:
-        pool = _label_free_pool(split, settings, frozen, teacher, pairs, bank, data, data_root,
-                                cache_dir, say)
+        pool = ablation_pool(split, settings.label_free_pool, frozen, teacher, pairs, bank.dim,
+                             data, data_root, cache_dir, say)
     if pool is not None and not pool.n:
         say("label-free regression: no unlabelled faces in this dataset; its rows are left out")
     # cross-resolution verification: the teacher's HR gallery, once (cached descriptors)
@@ -338,8 +340,8 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
                                                sig, say, pool=unlabelled)
         cross = None
         if gallery is not None and variant in REGRESSION:
-            cross = _cross_resolution(gallery, wrapper, pairs, method,
-                                      out / f"seed{seed}" / name, say)
+            cross = cross_resolution_run(gallery, wrapper, pairs, method,
+                                         out / f"seed{seed}" / name)
         runs[key] = {**evaluate_student(model), "cross_resolution": cross,
                      "unlabelled_faces": metrics.get("unlabelled_faces"),
                      "regressed_faces": metrics.get("regressed_faces"),
@@ -413,46 +415,6 @@ def _scores_text(r):
     if r.get("cross_resolution"):
         text += f", cross-resolution {100 * r['cross_resolution']['accuracy']:.1f}%"
     return text
-
-
-def _label_free_pool(split, settings, frozen, teacher, pairs, bank, data, data_root, cache_dir,
-                     say):
-    """The unlabelled pool of label-free regression (``distill.label_free``), targets from
-    the teacher; the verification faces' descriptors are reused where the pool has them."""
-    from tinyface.data import load_dataset
-    from tinyface.distill.label_free import label_free_pool, make_pool
-    ds = load_dataset(data, root=data_root, hr_size=split.hr_size, cache_dir=cache_dir)
-    rows, info = label_free_pool(ds, split, pairs,
-                                 exclude_pair_identities=settings.label_free_pool == "disjoint")
-    say(info["text"])
-    known = []
-    if frozen is not None and pairs is not None and getattr(pairs, "rows", None) is not None:
-        known = [(pairs.rows, frozen.descriptors(
-            "pairs-hr", source_faces(split, data, frozen.size, data_root, cache_dir,
-                                     pairs=pairs)))]
-    if frozen is not None:
-        def embed(faces):
-            return frozen.descriptors(f"label-free-{settings.label_free_pool}-hr", faces)
-    else:
-        def embed(faces):
-            return extract_bank(teacher, faces).embeddings
-    return make_pool(ds, split, rows, embed, info, data=data,
-                     hr_size=frozen.size if frozen is not None else 0, data_root=data_root,
-                     cache_dir=cache_dir, known=known, dim=bank.dim, log=say)
-
-
-def _cross_resolution(gallery, wrapper, pairs, method, folder, say):
-    """HR gallery (teacher) against LR probe (the student through its adapter); the
-    deployable cross-resolution student is saved as ``folder/cross_resolution.npz``."""
-    from tinyface.checkpoint import save_model
-    from tinyface.distill.cross_resolution import (cross_resolution_student,
-                                                   verify_cross_resolution)
-    student = cross_resolution_student(wrapper, copy=True).eval()
-    res = verify_cross_resolution(gallery, student, pairs, method=method, same_resolution=False)
-    save_model(Path(folder) / "cross_resolution.npz", student,
-               metadata={"bytes": student.nbytes(), "fits_budget": student.fits_budget()})
-    return {k: res[k] for k in ("accuracy", "std", "auc", "tar_at_far")} | {
-        "bytes": int(student.nbytes()), "fits_budget": bool(student.fits_budget())}
 
 
 def _all_selected(n, settings):

@@ -22,10 +22,13 @@ matches *normalised* vectors, so the adapter's output has no meaningful scale.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 import tinyface.models  # noqa: F401  (registers FaceNet with build_layer)
 from tinyface import nn
+from tinyface.checkpoint import save_model
 from tinyface.nn.module import Module, build_layer, register_layer
 
 __all__ = ["CrossResolutionStudent", "cross_resolution_student", "gallery_descriptors",
@@ -296,3 +299,15 @@ def cross_resolution_fns(teacher, student, hr_images, lr_images):
     teacher.eval(), student.eval()
     fn_a = indexed_fn(teacher.embed, hr_images, lambda b: to_float(resize_faces(b, size)))
     return fn_a, indexed_fn(student.embed, lr_images)
+
+
+def cross_resolution_run(gallery, wrapper, pairs, method, folder):
+    """One fine-tuned run's cross-resolution verification against the teacher's HR
+    ``gallery`` descriptors; its deployable cross-resolution student is saved as
+    ``folder/cross_resolution.npz``. Returns accuracy, std, AUC, TAR, bytes, budget."""
+    student = cross_resolution_student(wrapper, copy=True).eval()
+    res = verify_cross_resolution(gallery, student, pairs, method=method, same_resolution=False)
+    save_model(Path(folder) / "cross_resolution.npz", student,
+               metadata={"bytes": student.nbytes(), "fits_budget": student.fits_budget()})
+    return {k: res[k] for k in ("accuracy", "std", "auc", "tar_at_far")} | {
+        "bytes": int(student.nbytes()), "fits_budget": bool(student.fits_budget())}

@@ -43,6 +43,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinyface.data import degrade, identification_split, load_dataset
+from tinyface.distill.bank import extract_bank
+from tinyface.distill.frozen_teacher import source_faces
+from tinyface.distill.weights import REGRESSION_VARIANTS
+
 __all__ = ["UnlabelledPool", "label_free_pool", "pool_lr_faces", "pool_source_faces",
            "pool_targets", "make_pool", "pool_signature", "union_training_set"]
 
@@ -122,7 +127,6 @@ def pool_signature(pool, variant):
     the run does not use it (no pool, an empty one, or ``none``/``kd``, which ignore
     it), else ``{"faces", "fingerprint"}``. Add it to the run's signature only when not
     None, so runs without a pool keep their signature and never match one with it."""
-    from tinyface.distill.weights import REGRESSION_VARIANTS
     if pool is None or pool.n == 0 or variant not in REGRESSION_VARIANTS:
         return None
     return {"faces": pool.n, "fingerprint": pool.fingerprint()}
@@ -145,7 +149,6 @@ def union_training_set(lr_train, y_train, weights, pool):
 # ---------------------------------------------------------------- which faces
 def _split_rows(ds, split):
     """The split's (train, test) rows of ``ds``, checked against the split."""
-    from tinyface.data import identification_split
     meta = split.meta
     sp = identification_split(ds, min_images=int(meta["min_images"]),
                               train_fraction=float(meta["train_fraction"]), seed=int(meta["seed"]))
@@ -234,7 +237,6 @@ def label_free_pool(ds, split, pairs=None, exclude_pair_identities=True):
 def pool_lr_faces(ds, rows, split):
     """The LR faces of ``rows``, made as the split makes its LR faces: (M, 3, lr, lr)
     uint8. ``ds`` must be decoded at the split's HR size."""
-    from tinyface.data import degrade
     if ds.hr_size != split.hr_size:
         raise ValueError(f"the dataset is decoded at {ds.hr_size}px; the split degrades its "
                          f"{split.hr_size}px faces: load it at hr_size={split.hr_size}")
@@ -250,7 +252,6 @@ def pool_source_faces(ds, rows, split, data=None, size=0, data_root=None, cache_
     data = data or split.meta.get("data", "synthetic")
     if data == "synthetic" or not size or int(size) == ds.hr_size:
         return ds.images[rows]
-    from tinyface.data import load_dataset
     src = load_dataset(data, root=data_root, hr_size=int(size), cache_dir=cache_dir)
     if len(src) != len(ds) or src.names != ds.names or not (
             np.array_equal(src.labels, ds.labels)
@@ -314,3 +315,28 @@ def make_pool(ds, split, rows, embed, info=None, *, data=None, hr_size=0, data_r
     targets = pool_targets(embed, hr, rows, known, log)
     meta["hr_source"] = f"{hr.shape[-1]}px"
     return UnlabelledPool(lr, targets, meta, rows)
+
+
+def ablation_pool(split, pool_rule, frozen, teacher, pairs, dim, data, data_root, cache_dir,
+                  log):
+    """The ablation's unlabelled pool: ``label_free_pool`` by ``pool_rule`` ("disjoint"
+    leaves out the verification people, "all" keeps them), targets from the frozen
+    teacher's cached descriptors (``frozen``) or our ``teacher``'s embeddings; the
+    verification faces' descriptors are reused where the pool has them."""
+    ds = load_dataset(data, root=data_root, hr_size=split.hr_size, cache_dir=cache_dir)
+    rows, info = label_free_pool(ds, split, pairs, exclude_pair_identities=pool_rule == "disjoint")
+    log(info["text"])
+    known = []
+    if frozen is not None and pairs is not None and getattr(pairs, "rows", None) is not None:
+        known = [(pairs.rows, frozen.descriptors(
+            "pairs-hr", source_faces(split, data, frozen.size, data_root, cache_dir,
+                                     pairs=pairs)))]
+    if frozen is not None:
+        def embed(faces):
+            return frozen.descriptors(f"label-free-{pool_rule}-hr", faces)
+    else:
+        def embed(faces):
+            return extract_bank(teacher, faces).embeddings
+    return make_pool(ds, split, rows, embed, info, data=data,
+                     hr_size=frozen.size if frozen is not None else 0, data_root=data_root,
+                     cache_dir=cache_dir, known=known, dim=dim, log=log)
