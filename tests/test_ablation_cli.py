@@ -64,6 +64,11 @@ def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):
     (["--scratch-weight-decay", "-1"], "the scratch weight decay must be a finite number >= 0"),
     (["--finetune-weight-decay", "nan"], "the finetune weight decay must be a finite number"),
     (["--finetune-lr", "0"], "the finetune lr must be a finite number > 0"),
+    (["--label-free-epochs", "-1"], "label_free_epochs must be >= 0"),
+    (["--teacher-tune-blocks", "1"], "tunes a pretrained teacher"),
+    (["--teacher", "dlib-resnet", "--teacher-tune-blocks", "1", "--teacher-tune-rate", "0"],
+     "lr must be a finite number > 0"),
+    (["--validation", "1"], "validation fraction must be in (0, 1)"),
 ])
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert main(["ablation", "--quick", "--out", str(tmp_path), *args]) == 2
@@ -145,3 +150,34 @@ def test_command_line_defaults_are_the_settings_defaults():
     from tinyface.distill.ablation import AblationSettings
     args = build_parser().parse_args(["ablation"])
     assert settings_from_args(args).to_dict() == AblationSettings().to_dict()
+
+
+def test_validation_screen_measures_carved_training_faces(quick_run, tmp_path, capsys):
+    """--validation F: the rows are measured on F of each identity's training faces,
+    the students train on the rest, verification is not measured (its pairs are test
+    faces), and nothing is reused from the test-face run."""
+    assert main(["ablation", "--quick", "--validation", "0.25", "--out", str(tmp_path),
+                 "--variants", "none,full", "--seeds", "1", "--ratios", ""]) == 0
+    log = capsys.readouterr().out
+    assert "validation faces" in log and "verification not measured" in log
+    a, b = (json.loads((d / "results.json").read_text()) for d in (quick_run, tmp_path))
+    assert b["split"]["validation"] == 0.25 and "validation" not in a["split"]
+    n_val = b["rows"]["student + full"]
+    assert n_val["verification"] is None or not n_val["verification"].get("values")
+    assert b["describe"].count("validation faces") == 1
+    assert "top-1 on the split's validation faces" in (tmp_path / "results.md").read_text()
+
+
+def test_distilling_from_the_start_trains_a_fresh_student(quick_run, tmp_path, capsys):
+    import shutil
+    out = tmp_path / "start"
+    shutil.copytree(quick_run, out)
+    assert main(["ablation", "--quick", "--out", str(out), "--start", "random",
+                 "--variants", "full", "--seeds", "1", "--ratios", ""]) == 0
+    log = capsys.readouterr().out
+    assert "distilling from a fresh student" in log
+    assert "scratch student, seed 0: loading" in log       # the scratch row is reused
+    res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["start"] == "random"
+    old = json.loads((quick_run / "results.json").read_text())
+    assert res["rows"]["student + full"] != old["rows"]["student + full"]

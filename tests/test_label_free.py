@@ -262,6 +262,24 @@ def test_pool_runs_are_deterministic_and_depend_on_the_targets(tiny):
     assert not _weights_equal(a["wrapper"], d["wrapper"])
 
 
+def test_label_free_epochs_and_start_enter_only_the_runs_they_change(tiny):
+    from tinyface.distill.settings import AblationSettings, run_signature
+    import dataclasses
+    split, bank, pool, _ = tiny
+    bank = dataclasses.replace(bank, meta=dict(bank.meta, key="k"))
+    base, longer = AblationSettings(), AblationSettings(label_free_epochs=60)
+    for variant in ("full", "kd"):                     # rows without the pool: unchanged
+        assert run_signature(base, split, bank, variant, 0, None) == \
+            run_signature(longer, split, bank, variant, 0, None)
+    assert run_signature(base, split, bank, "full", 0, None, pool=pool) != \
+        run_signature(longer, split, bank, "full", 0, None, pool=pool)
+    fresh = AblationSettings(start="random")
+    assert run_signature(fresh, split, bank, "kd", 0, None)["start"] == "random"
+    assert "start" not in run_signature(base, split, bank, "kd", 0, None)
+    with pytest.raises(ValueError, match="start must be one of"):
+        AblationSettings(start="zero")
+
+
 def test_signature_and_resume_key_on_the_pool(tiny, tmp_path, monkeypatch):
     split, bank, pool, student = tiny
     other = UnlabelledPool(pool.lr_images, pool.targets * 2)

@@ -123,11 +123,12 @@ def stand_in(monkeypatch):
     """``load_pretrained`` returns a tiny FaceNet (32 px -> 16-d); ``calls`` records the
     weights argument, ``seed`` picks its weights."""
     import tinyface.models.pretrained as pretrained
-    state = {"calls": [], "seed": 0}
+    state = {"calls": [], "seed": 0, "spec": STAND_IN}
 
     def fake(name="dlib-resnet", weights=None, num_classes=1, check_sha256=True):
         state["calls"].append(weights)
-        model = build_model(dict(STAND_IN, num_classes=num_classes), seed=state["seed"]).eval()
+        model = build_model(dict(state["spec"], num_classes=num_classes),
+                            seed=state["seed"]).eval()
         model.pretrained = {"name": name, "folder": str(weights)}
         return model
     monkeypatch.setattr(pretrained, "load_pretrained", fake)
@@ -189,6 +190,52 @@ def test_frozen_teacher_bank_rows_and_cache_keys(stand_in, split, tmp_path):
     assert any("descriptors of the HR training faces: " in m for m in lines)   # not cached
 
 
+def test_frozen_teacher_pooled_layer_regresses_standardised_trunk_features(stand_in, split,
+                                                                          tmp_path):
+    from tinyface.distill.frozen_teacher import FrozenTeacher
+    from tinyface.distill.settings import AblationSettings
+    from tinyface.models.pretrained import embed_faces
+    emb = FrozenTeacher("dlib-resnet", split, AblationSettings(head_penalties=(1e-3,)),
+                        tmp_path, log=quiet).bank(tmp_path / "bank.npz")
+    ft = FrozenTeacher("dlib-resnet", split, AblationSettings(head_penalties=(1e-3,),
+                                                              teacher_layer="pooled"),
+                       tmp_path, log=quiet)
+    bank = ft.bank(tmp_path / "bank-pooled.npz")
+    pooled = embed_faces(ft.model, split.hr_train, through=len(ft.model.features) - 1)
+    assert bank.meta["layer"] == "pooled" and bank.meta["key"] != emb.meta["key"]
+    assert bank.embeddings.shape == (len(split.y_train), pooled.shape[1])
+    np.testing.assert_allclose(bank.embeddings.mean(0), 0, atol=1e-4)
+    std = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-5)
+    np.testing.assert_allclose(bank.embeddings, std, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(bank.logits, emb.logits)   # the head sees descriptors
+    assert (tmp_path / "teacher-descriptors" / "train-hr-pooled.npz").is_file()
+
+
+RES_STAND_IN = dict(STAND_IN, norm="affine", embedding_bias=False,
+                    stages=[{"conv": 8, "kernel": 3, "stride": 2, "padding": 0}, {"res": 8}])
+
+
+def test_frozen_teacher_with_its_last_block_tuned(stand_in, split, tmp_path):
+    from tinyface.distill.frozen_teacher import FrozenTeacher
+    from tinyface.distill.settings import AblationSettings
+    stand_in["spec"] = RES_STAND_IN
+    frozen = FrozenTeacher("dlib-resnet", split, AblationSettings(), tmp_path, log=quiet)
+    lines = []
+    settings = AblationSettings(teacher_tune_blocks=1)
+    tuned = FrozenTeacher("dlib-resnet", split, settings, tmp_path, log=lines.append)
+    assert tuned.sha256 != frozen.sha256 and tuned.key != frozen.key
+    assert tuned.tuning["tail_start"] == 3 and (tmp_path / "teacher-tuned.npz").is_file()
+    assert any("last 1 block(s) tuned" in m for m in lines)
+    assert tuned.record()["tuning"]["settings"]["blocks"] == 1
+    lines.clear()
+    again = FrozenTeacher("dlib-resnet", split, settings, tmp_path, log=lines.append)
+    assert again.sha256 == tuned.sha256 and any("loaded the tuned teacher" in m for m in lines)
+    lr = FrozenTeacher("dlib-resnet", split, AblationSettings(teacher_tune_blocks=1,
+                                                              teacher_tune_inputs="hr+lr"),
+                       tmp_path, log=quiet)
+    assert lr.tuning["faces"] == 2 * len(split.y_train) and lr.sha256 != tuned.sha256
+
+
 def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     from tinyface.cli import main
     out = tmp_path / "abl"
@@ -219,7 +266,6 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--teacher-weights", "w"], "--teacher-weights is for a pretrained teacher"),
-    (["--teacher", "dlib-resnet", "--teacher-layer", "pooled"], "its descriptors"),
     (["--teacher", "dlib-resnet", "--pretrained-hr-size", "3"], "pretrained_hr_size"),
     (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,0"], "head_penalties must be"),
     (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,x"], "not a list of numbers"),

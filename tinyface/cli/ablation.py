@@ -26,6 +26,11 @@ def register(sub):
                     "selection_montage.png, graph.png and ratio_curve.png. Every phase is "
                     "cached under OUT: a re-run redoes only what is missing.")
     add_data_options(p)
+    p.add_argument_group("data").add_argument(
+        "--validation", type=float, default=0.0, metavar="F",
+        help="a validation screen: F of each identity's training faces become the faces "
+             "measured, the students train on the rest, the test faces stay unused (and "
+             "verification, whose pairs are test faces, is not measured); 0: the test faces")
     t = p.add_argument_group("teacher")
     t.add_argument("--teacher", metavar="PATH",
                    help="teacher run folder or its model.npz; trained there when missing "
@@ -44,6 +49,16 @@ def register(sub):
                         "the one of lowest cross-entropy on a validation split of the training "
                         "faces is kept (default: tinyface.distill.softmax_head.DEFAULT_PENALTIES, "
                         "decades around what LFW-158 takes)")
+    t.add_argument("--teacher-tune-blocks", type=int, default=0, metavar="B",
+                   help="with --teacher dlib-resnet: tune its last B residual blocks and its "
+                        "embedding layer on the training faces first (0: frozen)")
+    t.add_argument("--teacher-tune-inputs", choices=["hr", "hr+lr"], default="hr",
+                   help="with --teacher-tune-blocks: the training faces at HR, or also at "
+                        "LR, upsampled (a teacher tuned towards LR inputs)")
+    t.add_argument("--teacher-tune-rate", type=float, default=3e-4,
+                   help="with --teacher-tune-blocks: SGD learning rate of the tuning")
+    t.add_argument("--teacher-tune-epochs", type=int, default=10,
+                   help="with --teacher-tune-blocks: epochs of the tuning")
     t.add_argument("--teacher-arch", choices=["teacher", "teacher-lite"], default="teacher",
                    help="architecture of a teacher trained here")
     t.add_argument("--teacher-epochs", type=int, default=40, help="epochs of a teacher trained here")
@@ -93,6 +108,12 @@ def register(sub):
                    help="regression variants run a second time with label-free regression on "
                         "the unlabelled faces of the dataset (outside the labelled and test "
                         "faces); '' for none")
+    d.add_argument("--label-free-epochs", type=int, default=0,
+                   help="fine-tuning epochs of the label-free rows (0: --finetune-epochs)")
+    d.add_argument("--start", choices=["scratch", "random"], default="scratch",
+                   help="scratch: fine-tune each seed's scratch student; random: distil from "
+                        "the start, a fresh student trained scratch + fine-tuning epochs with "
+                        "the scratch recipe")
     d.add_argument("--label-free-pool", choices=["disjoint", "all"], default="disjoint",
                    help="disjoint: also leave out every face of the people in the "
                         "verification pairs, so that row stays honest; all: keep them")
@@ -167,7 +188,10 @@ def settings_from_args(args):
             mu_schedule=args.mu_schedule, verification=verification,
             pretrained_hr_size=args.pretrained_hr_size,
             label_free=tuple(v.strip() for v in args.label_free.split(",") if v.strip()),
-            label_free_pool=args.label_free_pool,
+            label_free_pool=args.label_free_pool, label_free_epochs=args.label_free_epochs,
+            start=args.start, teacher_tune_blocks=args.teacher_tune_blocks,
+            teacher_tune_inputs=args.teacher_tune_inputs,
+            teacher_tune_rate=args.teacher_tune_rate, teacher_tune_epochs=args.teacher_tune_epochs,
             **({} if args.head_penalties is None else
                {"head_penalties": _numbers(args.head_penalties, "--head-penalties")}))
     except ValueError as exc:

@@ -84,7 +84,8 @@ def split_from_args(args, log=None):
         split = load_split(args.data, data_root=args.data_root, hr_size=args.hr_size,
                            lr_size=args.lr_size, seed=args.seed,
                            train_fraction=args.train_fraction, min_images=args.min_images,
-                           cache_dir=args.cache, synthetic=synthetic)
+                           cache_dir=args.cache, synthetic=synthetic,
+                           validation=getattr(args, "validation", 0.0))
     except (DataError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     if log:

@@ -54,6 +54,48 @@ def identification_split(ds: Dataset, min_images: int = 10, train_fraction: floa
                                sub.subset(np.arange(len(tr), len(tr) + len(te))), tr, te)
 
 
+def carve_validation(sp: IdentificationSplit, fraction: float, seed: int = 0):
+    """Hold out ``fraction`` of each identity's *training* images as a validation set.
+
+    Per identity, round(fraction * n_train) images (at least 1, and at least 1 left to
+    train on), at random from a stream of ``seed`` distinct from the split's own. Returns
+    ``(IdentificationSplit, held_rows)``: train = the rest of the training images, test =
+    the validation images, and held_rows (M,) int64 = the original split's test rows,
+    which the carved split never shows (callers that exclude faces exclude them too).
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
+    labels = sp.train.labels
+    rng = np.random.default_rng((int(seed), 1))
+    train, val = [], []
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        if len(idx) < 2:
+            raise ValueError(f"identity {sp.train.names[k]!r} has {len(idx)} training image: "
+                             f"a validation split needs at least 2 per identity")
+        idx = idx[rng.permutation(len(idx))]
+        n_val = int(np.clip(round(float(fraction) * len(idx)), 1, len(idx) - 1))
+        val.append(np.sort(idx[:n_val]))
+        train.append(np.sort(idx[n_val:]))
+    tr, va = np.concatenate(train), np.concatenate(val)
+    carved = IdentificationSplit(sp.train.subset(tr), sp.train.subset(va),
+                                 sp.train_rows[tr], sp.train_rows[va])
+    return carved, np.asarray(sp.test_rows, np.int64)
+
+
+def split_from_meta(ds: Dataset, meta: dict):
+    """The identification split a ``FaceSplit`` with ``meta`` was made from: its
+    ``min_images``, ``train_fraction`` and ``seed``, and with ``meta["validation"]``
+    (a fraction) the validation carve of ``carve_validation``. Returns
+    ``(IdentificationSplit, held_rows)``, held_rows the rows it never shows."""
+    sp = identification_split(ds, min_images=int(meta["min_images"]),
+                              train_fraction=float(meta["train_fraction"]),
+                              seed=int(meta["seed"]))
+    if meta.get("validation"):
+        return carve_validation(sp, float(meta["validation"]), int(meta["seed"]))
+    return sp, np.zeros(0, np.int64)
+
+
 def verification_split(ds: Dataset, folds: list, test_fold: int) -> VerificationSplit:
     """Identity-disjoint verification: test on the pairs of fold ``test_fold``
     (0-based), train on every image of the identities named in the other folds.

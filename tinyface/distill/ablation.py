@@ -26,6 +26,10 @@ interruption redoes only what is missing):
    over seeds), ``verification.png``, ``selection_montage.png``, ``graph.png`` and
    ``ratio_curve.png``.
 
+A validation split (``load_split(..., validation=F)``, ``--validation F``) runs the same
+phases with F of each identity's training faces in place of the test faces, and no
+verification: that is how settings are screened without touching the test faces.
+
 Choices. The split (``split.meta["seed"]``) is fixed for all seeds, since the teacher is
 trained once on its training faces; the seeds change the students' initialisation,
 shuffling and augmentation, the adapters and the random subsets. Students are taken
@@ -35,11 +39,8 @@ deviation over seeds (ddof = 1).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-
-import numpy as np
 
 from tinyface.distill.bank import bank_key, extract_bank, layer_dim
 from tinyface.distill.cross_resolution import cross_resolution_run
@@ -49,77 +50,15 @@ from tinyface.distill.frozen_teacher import source_faces
 from tinyface.distill.label_free import ablation_pool
 from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, mean_std, rows_table,
                                      sizes_record, write_report)
+from tinyface.distill.selection_cache import all_selected, cached_selection, read_json, same_json
 from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
                                        run_signature)
 from tinyface.distill.trained_teacher import evaluate_teacher, load_teacher, ver_summary
 from tinyface.distill.verification import disjoint_pairs, verify_disjoint
+from tinyface.models import build_model
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
            "cached_selection", "mean_std", "DEFAULT_RATIOS", "INFORMATIVENESS", "run_signature"]
-
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _same(a, b):
-    """JSON-level equality (tuples and lists alike)."""
-    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
-
-
-class CachedSelection:
-    """What the ablation keeps of a ``SelectionResult``: mask, u, s, graph, params."""
-
-    def __init__(self, mask, u, s, graph, params, info):
-        self.mask, self.u, self.s, self.graph = mask, u, s, graph
-        self.params, self.info = params, info
-
-    @property
-    def ratio(self):
-        return float(self.mask.mean())
-
-
-def cached_selection(bank, labels, ratio, settings, seed, path, key, log, u=None, u_key=None):
-    """``select`` on the bank at ``ratio``, cached in ``path`` under ``key``. ``u``: the
-    informativeness to use instead of the teacher's (named by ``u_key`` in the cache)."""
-    import scipy.sparse as sp
-    from tinyface.select import select
-    path = Path(path)
-    sig = {"bank": key, "ratio": ratio, "k": settings.k, "alpha": settings.alpha,
-           "per_identity": settings.per_identity, "seed": seed, "u": u_key}
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as d:
-                meta = json.loads(str(d["meta"][()]))
-                if _same(meta.get("sig"), sig):
-                    g = sp.csr_matrix((d["g_data"], d["g_indices"], d["g_indptr"]),
-                                      shape=tuple(d["g_shape"]))
-                    log(f"selection at ratio {ratio:g}: loaded {path}")
-                    return CachedSelection(d["mask"].astype(bool), d["u"], d["s"], g,
-                                           meta["params"], meta["info"])
-        except Exception as exc:  # unreadable: recompute
-            log(f"selection: ignoring {path} ({type(exc).__name__}: {exc})")
-    t0 = time.perf_counter()
-    res = select(bank.embeddings, labels, bank.logits, ratio=ratio, k=settings.k,
-                 alpha=settings.alpha, per_identity=settings.per_identity, seed=seed, u=u,
-                 dim=bank.dim, log=lambda m: log(f"  selection: {m}"))
-    log(f"selection at ratio {ratio:g}: {res.summary()}")
-    info = {"selected": int(res.mask.sum()), "faces": int(res.mask.size), "ratio": res.ratio,
-            "converged": res.converged, "steps": res.steps,
-            "objective_final": float(res.objective_final), "seconds": time.perf_counter() - t0}
-    g = res.graph.tocsr()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, mask=res.mask, u=res.u, s=res.s, g_data=g.data, g_indices=g.indices,
-                 g_indptr=g.indptr, g_shape=np.array(g.shape),
-                 meta=np.array(json.dumps({"sig": sig, "params": res.params, "info": info},
-                                          default=str)))
-    tmp.replace(path)
-    return CachedSelection(res.mask, res.u, res.s, g, res.params, info)
-
 
 def _scratch(split, settings, seed, folder, log):
     """The scratch student of ``seed``: trained (or resumed) once, then loaded.
@@ -132,8 +71,8 @@ def _scratch(split, settings, seed, folder, log):
                       seed=seed, augment=settings.augment,
                       max_shift=settings.max_shift)
     folder = Path(folder)
-    m = _read_json(folder / "metrics.json")
-    if m and _same(m.get("config"), cfg.to_dict()) and _same(m.get("split"), split.meta) \
+    m = read_json(folder / "metrics.json")
+    if m and same_json(m.get("config"), cfg.to_dict()) and same_json(m.get("split"), split.meta) \
             and (folder / "checkpoint.npz").is_file():
         log(f"scratch student, seed {seed}: loading {folder}")
     else:
@@ -157,21 +96,28 @@ def _variant_run(student, split, bank, variant, settings, seed, ratio, selection
     from tinyface.pipeline.streams import write_json
     from tinyface.train import TrainConfig
     folder = Path(folder)
-    run = _read_json(folder / "run.json")
+    run = read_json(folder / "run.json")
     lf = f" + {pool.n} unlabelled faces" if pool is not None else ""
-    if run and _same(run.get("sig"), sig) and (folder / "student.npz").is_file():
-        metrics = _read_json(folder / "metrics.json")
+    if run and same_json(run.get("sig"), sig) and (folder / "student.npz").is_file():
+        metrics = read_json(folder / "metrics.json")
         if metrics:
             log(f"{variant}{lf}, seed {seed}{_rtext(variant, ratio)}: loading {folder}")
             model, _ = load_model(folder / "student.npz")
             wrapper, _ = load_model(folder / "checkpoint.npz")      # the last epoch
             return model.eval(), metrics, wrapper.eval()
-    cfg = TrainConfig(epochs=settings.finetune_epochs, batch_size=settings.batch_size,
-                      optimizer="sgd", lr=settings.finetune_lr,
-                      weight_decay=settings.finetune_weight_decay, schedule="cosine", seed=seed,
+    epochs = (settings.label_free_epochs if pool is not None and settings.label_free_epochs
+              else settings.finetune_epochs)
+    lr, wd = settings.finetune_lr, settings.finetune_weight_decay
+    if settings.start == "random":       # distil from the start: a fresh student
+        student = build_model(student.spec, seed=seed)
+        epochs += settings.scratch_epochs
+        lr, wd = settings.scratch_lr, settings.scratch_weight_decay
+    cfg = TrainConfig(epochs=epochs, batch_size=settings.batch_size, optimizer="sgd", lr=lr,
+                      weight_decay=wd, schedule="cosine", seed=seed,
                       augment=settings.augment, max_shift=settings.max_shift)
-    log(f"-- {variant}{lf}, seed {seed}{_rtext(variant, ratio)}: fine-tuning "
-        f"{settings.finetune_epochs} epochs in {folder}")
+    log(f"-- {variant}{lf}, seed {seed}{_rtext(variant, ratio)}: "
+        f"{'distilling from a fresh student' if settings.start == 'random' else 'fine-tuning'} "
+        f"{epochs} epochs in {folder}")
     res = finetune(student, split, bank, variant, cfg, mu=settings.mu, T=settings.T,
                    ratio=ratio, selection=selection, out_dir=folder, log=log,
                    kd_weight=settings.kd_weight, feature_norm=settings.feature_norm,
@@ -227,16 +173,22 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     say("== 2/6 identity-disjoint verification pairs and the teacher's rows")
     pairs, pairs_note = disjoint_pairs(data, split, data_root, cache_dir,
                                        synthetic=dict(settings.verification), log=say)
+    # a validation screen measures top-1 on its carved faces only: the verification pairs
+    # are test faces (they still keep the unlabelled pool honest)
+    eval_pairs = None if split.is_validation else pairs
+    if split.is_validation:
+        say("validation screen: identification on the validation faces; verification and "
+            "cross-resolution verification not measured (their pairs are test faces)")
     tkey = frozen.key if frozen else bank_key(teacher, split.hr_test)
-    pairs_sig = pairs.meta if pairs is not None else pairs_note
-    cache = _read_json(out / "teacher_eval.json")
+    pairs_sig = eval_pairs.meta if eval_pairs is not None else pairs_note
+    cache = read_json(out / "teacher_eval.json")
     method = split.meta.get("lr_method", "bicubic")
-    if cache and cache.get("key") == tkey and _same(cache.get("pairs"), pairs_sig):
+    if cache and cache.get("key") == tkey and same_json(cache.get("pairs"), pairs_sig):
         teacher_rows = cache["rows"]
         say("teacher: loaded its evaluation from teacher_eval.json")
     else:
-        teacher_rows = (frozen.rows(pairs, method) if frozen
-                        else evaluate_teacher(teacher, split, pairs, method, say))
+        teacher_rows = (frozen.rows(eval_pairs, method) if frozen
+                        else evaluate_teacher(teacher, split, eval_pairs, method, say))
         write_json(out / "teacher_eval.json",
                    {"key": tkey, "pairs": pairs_sig, "rows": teacher_rows})
     for name in TEACHER_ROWS:
@@ -266,10 +218,11 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
                              data, data_root, cache_dir, say)
     if pool is not None and not pool.n:
         say("label-free regression: no unlabelled faces in this dataset; its rows are left out")
-    # cross-resolution verification: the teacher's HR gallery, once (cached descriptors)
+    # cross-resolution verification: the teacher's HR gallery, once (cached descriptors);
+    # the student maps into the space it regressed, so only with the embedding
     gallery = (frozen.descriptors("pairs-hr", source_faces(split, data, frozen.size, data_root,
                                                            cache_dir, pairs=pairs))
-               if frozen and pairs is not None else None)
+               if frozen and eval_pairs is not None and layer == "embedding" else None)
     phase("bank", t0)
 
     # 4. selections
@@ -287,7 +240,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
                                          out / "selection" / f"ratio-{r:g}.npz",
                                          bank.meta["key"], say)
     if settings.ratio >= 1.0 and needs_sel:
-        selections[1.0] = _all_selected(len(split.y_train), settings)
+        selections[1.0] = all_selected(len(split.y_train), settings)
     phase("selection", t0)
     seed_selections, gap_u = {}, {}
 
@@ -319,8 +272,8 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     def evaluate_student(model):
         from tinyface.pipeline import evaluate_identification
         ident = evaluate_identification(model, split, "student")
-        ver = (verify_disjoint(model, pairs, split.lr_size, method=method)
-               if pairs is not None else None)
+        ver = (verify_disjoint(model, eval_pairs, split.lr_size, method=method)
+               if eval_pairs is not None else None)
         return {"top1": ident["top1"], "top5": ident["top5"], "verification": ver_summary(ver)}
 
     def do_variant(variant, seed, ratio, unlabelled=None):
@@ -415,10 +368,3 @@ def _scores_text(r):
     if r.get("cross_resolution"):
         text += f", cross-resolution {100 * r['cross_resolution']['accuracy']:.1f}%"
     return text
-
-
-def _all_selected(n, settings):
-    import scipy.sparse as sp
-    return CachedSelection(np.ones(n, bool), np.zeros(n), np.ones(n), sp.csr_matrix((n, n)),
-                           {"per_identity": settings.per_identity}, {"selected": n, "faces": n,
-                                                                      "ratio": 1.0})

@@ -34,7 +34,7 @@ import numpy as np
 from tinyface.atomic import json_default, savez_atomic
 
 __all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT", "BANK_LAYERS",
-           "pooled_index", "layer_dim"]
+           "pooled_index", "layer_dim", "standardise_pooled"]
 
 BANK_FORMAT = "tinyface-feature-bank/1"
 BANK_LAYERS = ("embedding", "pooled")
@@ -126,6 +126,14 @@ def pooled_index(teacher):
         if type(layer).__name__ == "GlobalAvgPool2d":
             return i
     raise ValueError("the teacher has no global average pool to take pooled features from")
+
+
+def standardise_pooled(features):
+    """features: (N, C) float32 pooled features -> each coordinate standardised over the
+    faces (mean 0, std 1; module docstring), in place and returned."""
+    features -= features.mean(axis=0, dtype=np.float64).astype(np.float32)        # (N, C)
+    features /= features.std(axis=0, dtype=np.float64).astype(np.float32) + np.float32(1e-5)
+    return features
 
 
 def layer_dim(teacher, layer="embedding"):
@@ -224,9 +232,8 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
                 rate = b / (now - t0)
                 say(f"  feature bank: {b}/{n} faces, {rate:.0f} faces/s, "
                     f"ETA {(n - b) / rate:.0f} s")
-    if layer == "pooled":                      # standardise each coordinate (see above)
-        emb -= emb.mean(axis=0, dtype=np.float64).astype(np.float32)           # (N, C)
-        emb /= emb.std(axis=0, dtype=np.float64).astype(np.float32) + np.float32(1e-5)
+    if layer == "pooled":
+        emb = standardise_pooled(emb)
     seconds = time.perf_counter() - t0
     norms = np.linalg.norm(emb, axis=1)
     meta = {"key": key, "teacher": teacher.spec.get("name") if hasattr(teacher, "spec") else None,

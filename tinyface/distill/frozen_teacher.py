@@ -8,9 +8,12 @@
 
 Our own teacher is trained on the target faces; a pretrained one (``tinyface.models.
 load_pretrained``: dlib's ResNet, 150x150 faces -> 128-d descriptor, trained on people
-outside LFW) is not, and never changes here. What it knows of the target identities
-is put on top by a linear softmax head on its descriptors (``distill.softmax_head``).
-Why the name: the backbone is frozen, only the head is fitted.
+outside LFW) is not, and by default never changes here. What it knows of the target
+identities is put on top by a linear softmax head on its descriptors
+(``distill.softmax_head``). Why the name: the backbone is frozen, only the head is
+fitted. The option ``settings.teacher_tune_blocks`` tunes its last blocks on the
+training faces first (``distill.teacher_tuning``; cached in ``out/teacher-tuned.npz``),
+and everything below then uses the tuned network.
 
 Faces it sees:
 
@@ -48,8 +51,9 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import json_default, savez_atomic
-from tinyface.distill.bank import FeatureBank
+from tinyface.distill.bank import FeatureBank, pooled_index, standardise_pooled
 from tinyface.distill.softmax_head import fit_teacher_head
+from tinyface.distill.teacher_tuning import tune_teacher_tail
 
 __all__ = ["FrozenTeacher", "pretrained_name", "check_teacher_options", "backbone_sha256",
            "faces_fingerprint", "source_faces", "head_signature"]
@@ -78,9 +82,9 @@ def check_teacher_options(teacher_path, teacher_weights, settings):
     if teacher_weights is not None and name is None:
         raise ValueError("--teacher-weights is for a pretrained teacher: give it with "
                          "--teacher dlib-resnet")
-    if name is not None and settings.teacher_layer != "embedding":
-        raise ValueError(f"--teacher-layer {settings.teacher_layer}: the {name} teacher's "
-                         f"regression targets are its descriptors (--teacher-layer embedding)")
+    if name is None and settings.teacher_tune_blocks:
+        raise ValueError("--teacher-tune-blocks tunes a pretrained teacher: give it with "
+                         "--teacher dlib-resnet")
     return name
 
 
@@ -132,7 +136,7 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
     """The split's HR (train, test) faces, or with ``pairs`` the pairs' faces, decoded
     at ``size`` from the image files: (N, 3, size, size) uint8, rows checked against
     the split's. Synthetic data, ``size`` 0 or the split's own size: the split's faces."""
-    from tinyface.data import identification_split
+    from tinyface.data import split_from_meta
     if data == "synthetic" or not size or int(size) == split.hr_size:
         return pairs.images if pairs is not None else (split.hr_train, split.hr_test)
     ds = _source_dataset(split, data, size, data_root, cache_dir)
@@ -142,9 +146,7 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
         out = ds.images[pairs.rows]
         _check_same_faces(out, pairs.images, "verification")
         return out
-    sp = identification_split(ds, min_images=int(split.meta["min_images"]),
-                              train_fraction=float(split.meta["train_fraction"]),
-                              seed=int(split.meta["seed"]))
+    sp, _ = split_from_meta(ds, split.meta)
     if list(sp.train.names) != list(split.names) or not (
             np.array_equal(sp.train.labels, split.y_train)
             and np.array_equal(sp.test.labels, split.y_test)):
@@ -153,9 +155,10 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
     return sp.train.images, sp.test.images
 
 
-def cached_descriptors(model, model_key, faces, path, say, what):
-    """``embed_faces(model, faces)``, cached in ``path`` under the model and the faces.
-    Returns ``(descriptors (N, D) float32, seconds spent embedding or None if cached)``."""
+def cached_descriptors(model, model_key, faces, path, say, what, through=None):
+    """``embed_faces(model, faces, through=through)``, cached in ``path`` under the model
+    and the faces. Returns ``(descriptors (N, D) float32, seconds spent embedding or None
+    if cached)``; with ``through`` the activations there, flattened to (N, D)."""
     from tinyface.models.pretrained import embed_faces
     path = Path(path)
     key = f"{model_key}-{faces_fingerprint(faces)}"
@@ -169,7 +172,8 @@ def cached_descriptors(model, model_key, faces, path, say, what):
             say(f"teacher: ignoring {path} ({type(exc).__name__}: {exc})")
     t0 = time.perf_counter()
     say(f"teacher: descriptors of the {what}: {len(faces)} faces of {faces.shape[-1]}px")
-    desc = embed_faces(model, faces, batch_size=64, log=say)             # (N, D)
+    desc = embed_faces(model, faces, batch_size=64, log=say, through=through)
+    desc = desc.reshape(len(faces), -1)                                  # (N, D)
     sec = time.perf_counter() - t0
     say(f"teacher: {len(faces)} descriptors in {sec:.0f} s ({len(faces) / max(sec, 1e-9):.0f} "
         f"faces/s)")
@@ -192,19 +196,54 @@ class FrozenTeacher:
         self.model = load_pretrained(name, weights=weights)
         self.model.replace_classifier(split.num_classes)
         self.model.eval()
-        self.sha256 = backbone_sha256(self.model)
-        self.model_key = f"{name}-{self.sha256[:16]}"
         self.size = (0 if self.data == "synthetic" or settings.pretrained_hr_size == split.hr_size
                      else int(settings.pretrained_hr_size))
+        self._hr, self.tuning = None, None
+        if settings.teacher_tune_blocks:
+            self._tune()
+        self.sha256 = backbone_sha256(self.model)
+        self.model_key = f"{name}-{self.sha256[:16]}"
         self.head_sig = head_signature(settings, split.meta.get("seed", 0))
         blob = {"model": self.model_key, "head": self.head_sig, "hr_source": self.size,
                 "faces": faces_fingerprint(split.hr_train, split.y_train, split.hr_test,
                                            split.y_test, split.lr_test)}
         self.key = hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:24]
-        self._hr, self._fit, self.seconds = None, None, {"load": time.perf_counter() - t0}
+        self._fit, self.seconds = None, {"load": time.perf_counter() - t0}
         where = getattr(self.model, "pretrained", {}).get("folder", weights)
+        state = (f"its last {settings.teacher_tune_blocks} block(s) tuned" if self.tuning
+                 else "frozen")
         self.say(f"teacher: {name} from {where} (backbone sha256 {self.sha256[:16]}...), "
-                 f"frozen; HR faces {self._hr_text()}, resized to {self.input_size}px")
+                 f"{state}; HR faces {self._hr_text()}, resized to {self.input_size}px")
+
+    def _tune(self):
+        """Tune the last blocks on the HR training faces (``distill.teacher_tuning``),
+        cached in ``out/teacher-tuned.npz`` under the backbone, the settings and the faces."""
+        s = self.settings
+        cfg = s.tail_tuning(self.split.meta.get("seed", 0), self.split.lr_size,
+                            self.split.meta.get("lr_method", "bicubic"))
+        faces = self.hr_faces()[0]
+        key = hashlib.sha1(json.dumps({"backbone": backbone_sha256(self.model),
+                                       "tuning": cfg.to_dict(),
+                                       "faces": faces_fingerprint(faces, self.split.y_train)},
+                                      sort_keys=True).encode()).hexdigest()[:24]
+        path = self.out / "teacher-tuned.npz"
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as d:
+                    if str(d["key"][()]) == key:
+                        self.model.load_state_dict({k[2:]: d[k] for k in d.files
+                                                    if k.startswith("p:")})
+                        self.tuning = json.loads(str(d["record"][()]))
+                        self.say(f"teacher: loaded the tuned teacher from {path}")
+                        return
+            except Exception as exc:             # unreadable: tuned again
+                self.say(f"teacher: ignoring {path} ({type(exc).__name__}: {exc})")
+        tuned, self.tuning = tune_teacher_tail(self.model, faces, self.split.y_train, cfg,
+                                               log=self.say)
+        self.model.load_state_dict(tuned.state_dict())
+        savez_atomic(path, {"key": np.array(key),
+                            "record": np.array(json.dumps(self.tuning, default=json_default)),
+                            **{f"p:{k}": v for k, v in self.model.state_dict().items()}})
 
     @property
     def input_size(self):
@@ -213,13 +252,18 @@ class FrozenTeacher:
     def _hr_text(self):
         return f"decoded at {self.size}px" if self.size else f"the split's {self.split.hr_size}px"
 
-    def descriptors(self, what, faces):
-        """The descriptors of the face set ``what`` (``FACE_SETS``), cached."""
-        d, sec = cached_descriptors(self.model, self.model_key, faces,
-                                    self.out / "teacher-descriptors" / f"{what}.npz", self.say,
-                                    FACE_SETS[what])
+    def descriptors(self, what, faces, layer="embedding"):
+        """The descriptors of the face set ``what`` (``FACE_SETS``), cached; with
+        ``layer="pooled"`` the globally pooled features the embedding layer takes in."""
+        through, name, key = None, what, self.model_key
+        if layer == "pooled":
+            through, name = pooled_index(self.model) + 1, f"{what}-pooled"
+            key = f"{self.model_key}-pooled"
+        d, sec = cached_descriptors(self.model, key, faces,
+                                    self.out / "teacher-descriptors" / f"{name}.npz", self.say,
+                                    FACE_SETS[what], through=through)
         if sec is not None:
-            self.seconds[what] = sec
+            self.seconds[name] = sec
         return d
 
     def hr_faces(self):
@@ -309,7 +353,8 @@ class FrozenTeacher:
 
     def bank(self, cache_path=None):
         """The ``FeatureBank`` of the training faces: descriptors and out-of-fold logits."""
-        key = f"{self.name}-{self.key}"
+        key = f"{self.name}-{self.key}" + ("" if self.settings.teacher_layer == "embedding"
+                                           else f"-{self.settings.teacher_layer}")
         n = len(self.split.y_train)
         if cache_path is not None and Path(cache_path).is_file():
             try:
@@ -323,15 +368,20 @@ class FrozenTeacher:
                 self.say(f"feature bank: {cache_path} belongs to another teacher or other "
                          f"faces; making it again")
         fit = self.fit()
-        norms = np.linalg.norm(self._train, axis=1)
-        meta = {"key": key, "teacher": self.name, "layer": "embedding",
+        layer = self.settings.teacher_layer
+        targets = self._train                                 # (N, D) descriptors
+        if layer == "pooled":                                 # (N, C), standardised
+            targets = standardise_pooled(self.descriptors("train-hr", self.hr_faces()[0],
+                                                          layer).copy())
+        norms = np.linalg.norm(targets, axis=1)
+        meta = {"key": key, "teacher": self.name, "layer": layer,
                 "logits": f"out of fold ({fit.record['folds']} folds)", "format_frozen": HEAD_FORMAT,
                 "image_shape": [3, self.input_size, self.input_size],
                 "hr_source": self._hr_text(), "seconds": self.seconds.get("train-hr"),
                 "embedding_norm_mean": float(norms.mean()), "embedding_norm_std": float(norms.std()),
                 "head": {k: fit.record[k] for k in ("penalty", "oof_top1",
                                                      "oof_confidence_below_half")}}
-        bank = FeatureBank(self._train, fit.oof_logits, meta).check(n, num_classes=self.split.num_classes)
+        bank = FeatureBank(targets, fit.oof_logits, meta).check(n, num_classes=self.split.num_classes)
         if cache_path is not None:
             bank.save(cache_path)
             self.say(f"feature bank: wrote {cache_path}")
@@ -342,7 +392,8 @@ class FrozenTeacher:
         rec = {"name": self.name, "pretrained": True, "sha256": self.sha256, "key": self.key,
                "weights": getattr(self.model, "pretrained", {}).get("folder"),
                "input_size": self.input_size, "hr_source": self._hr_text(),
-               "head_settings": self.head_sig, "seconds": dict(self.seconds)}
+               "head_settings": self.head_sig, "seconds": dict(self.seconds),
+               "tuning": self.tuning}
         if self._fit is not None:
             rec["head"] = self._fit.record
         return json.loads(json.dumps(rec, default=json_default))

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyface.data import degrade, identification_split, load_dataset
+from tinyface.data import degrade, load_dataset, split_from_meta
 from tinyface.distill.bank import extract_bank
 from tinyface.distill.frozen_teacher import source_faces
 from tinyface.distill.weights import REGRESSION_VARIANTS
@@ -148,10 +148,9 @@ def union_training_set(lr_train, y_train, weights, pool):
 
 # ---------------------------------------------------------------- which faces
 def _split_rows(ds, split):
-    """The split's (train, test) rows of ``ds``, checked against the split."""
-    meta = split.meta
-    sp = identification_split(ds, min_images=int(meta["min_images"]),
-                              train_fraction=float(meta["train_fraction"]), seed=int(meta["seed"]))
+    """The split's (train, test) rows of ``ds``, checked against the split. A validation
+    split's test rows include the held-out test faces, which the pool never takes."""
+    sp, held = split_from_meta(ds, split.meta)
     if list(sp.train.names) != list(split.names) or not (
             np.array_equal(sp.train.labels, split.y_train)
             and np.array_equal(sp.test.labels, split.y_test)):
@@ -161,7 +160,7 @@ def _split_rows(ds, split):
             and np.array_equal(sp.test.images, split.hr_test)):
         raise ValueError("the dataset's faces differ from the split's: load it as the split "
                          "was loaded (same data, root and seed)")
-    return sp.train_rows, sp.test_rows
+    return sp.train_rows, np.concatenate([sp.test_rows, held]).astype(np.int64)
 
 
 def _pair_rows_in(ds, pairs):

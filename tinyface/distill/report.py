@@ -126,7 +126,8 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"{results['describe']}; split seed {split.meta.get('seed')}.", "",
              table, "",
              f"Mean ± sample std over {s['seeds']} seed(s) {seeds} "
-             f"(teacher rows: one teacher). Identification: closed-set top-1 on the split's test "
+             f"(teacher rows: one teacher). Identification: closed-set top-1 on the split's "
+             f"{'validation' if split.meta.get('validation') else 'test'} "
              f"faces. Verification: {ver_text}.", "",
              f"Students: {s['scratch_epochs']} epochs from scratch (SGD lr {s['scratch_lr']:g}, "
              f"cosine, weight decay {s.get('scratch_weight_decay', 5e-4):g}), then "

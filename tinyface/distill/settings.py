@@ -18,9 +18,10 @@ from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, D
                                        DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
                                        check_ratio, check_variant)
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
+from tinyface.distill.teacher_tuning import TailTuning
 
 __all__ = ["AblationSettings", "run_signature", "DEFAULT_RATIOS", "INFORMATIVENESS",
-           "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS"]
+           "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS", "STARTS"]
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
 LABEL_FREE_VARIANTS = ("full", "random", "selective")
@@ -28,6 +29,7 @@ LABEL_FREE_POOLS = ("disjoint", "all")
 # where the selector's node scores u come from: the teacher alone (confidence, margin,
 # centre closeness), or the gap between the teacher and each seed's scratch student
 INFORMATIVENESS = ("teacher", "student-gap")
+STARTS = ("scratch", "random")
 
 
 @dataclass
@@ -86,6 +88,19 @@ class AblationSettings:
     # the teacher's embedding, so a run with teacher_layer "pooled" leaves it out
     label_free: tuple = ("full",)
     label_free_pool: str = "disjoint"
+    # label-free rows' fine-tuning epochs (0: finetune_epochs)
+    label_free_epochs: int = 0
+    # distil from the start: the variants start from a fresh student and train
+    # scratch_epochs + finetune_epochs with the scratch recipe ("random"), instead of
+    # fine-tuning the scratch student ("scratch")
+    start: str = "scratch"
+    # a pretrained teacher's last residual blocks tuned on the target training faces
+    # before anything else (``distill.teacher_tuning``; 0: frozen): its inputs ("hr", or
+    # "hr+lr" with their LR versions upsampled), learning rate and epochs
+    teacher_tune_blocks: int = 0
+    teacher_tune_inputs: str = TailTuning.inputs
+    teacher_tune_rate: float = TailTuning.lr
+    teacher_tune_epochs: int = TailTuning.epochs
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
@@ -143,9 +158,23 @@ class AblationSettings:
                              f"{list(self.head_penalties)}")
         if int(self.head_folds) < 2:
             raise ValueError(f"head_folds must be >= 2, got {self.head_folds}")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        for name in ("label_free_epochs", "teacher_tune_blocks"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.teacher_tune_blocks:
+            self.tail_tuning(0)                 # its own checks
         if not 0.0 < float(self.head_val_fraction) < 1.0:
             raise ValueError(f"head_val_fraction must be in (0, 1), got {self.head_val_fraction}")
         return self
+
+    def tail_tuning(self, seed, lr_size=16, lr_method="bicubic"):
+        """The ``TailTuning`` these settings ask for (``ValueError`` on a bad one)."""
+        return TailTuning(blocks=max(1, int(self.teacher_tune_blocks)),
+                          epochs=self.teacher_tune_epochs, lr=self.teacher_tune_rate,
+                          inputs=self.teacher_tune_inputs, lr_size=lr_size,
+                          lr_method=lr_method, seed=int(seed))
 
     @property
     def seed_list(self):
@@ -168,6 +197,8 @@ def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
                         settings.finetune_weight_decay],
            "batch_size": settings.batch_size, "augment": settings.augment,
            "max_shift": settings.max_shift}
+    if settings.start != "scratch":
+        sig.update(start=settings.start)
     if variant == "kd":
         sig.update(T=settings.T, kd_weight=settings.kd_weight)
     if variant in ("full", "random", "selective"):
@@ -181,4 +212,6 @@ def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
     label_free = pool_signature(pool, variant)
     if label_free:
         sig.update(label_free=label_free)
+        if settings.label_free_epochs:
+            sig.update(label_free_epochs=settings.label_free_epochs)
     return sig

@@ -159,14 +159,15 @@ def resize_faces(faces, size=DLIB_RESNET_SIZE):
     return out
 
 
-def embed_faces(teacher, faces, batch_size=64, progress=None, log=None):
+def embed_faces(teacher, faces, batch_size=64, progress=None, log=None, through=None):
     """The teacher's embedding of uint8 faces of any size, batch by batch.
 
     teacher: a ``FaceNet`` (its ``input_size`` S); faces: (N, 3, h, w) uint8, resized to
     S x S bicubically when h, w differ (``log`` is told once), converted with
     ``to_float`` one batch at a time, so memory holds one float batch, never N faces.
-    progress: print a line every ~10 s (default: when stderr is a terminal or N > 500).
-    Returns (N, D) float32.
+    progress: print a line every ~10 s (default: when stderr is a terminal or N > 500);
+    through: None, or k to stop after ``teacher.features[:k]`` (its activations there).
+    Returns (N, D) float32, or with ``through`` (N, C, h, w) float32.
     """
     faces = np.asarray(faces)
     if faces.ndim != 4 or faces.dtype != np.uint8:
@@ -180,12 +181,21 @@ def embed_faces(teacher, faces, batch_size=64, progress=None, log=None):
         progress = len(faces) > 500 or sys.stderr.isatty()
     was_training = teacher.training
     teacher.eval()
-    out = np.empty((len(faces), teacher.embedding_dim), np.float32)
+    out = (np.empty((len(faces), teacher.embedding_dim), np.float32) if through is None
+           else None)                           # with ``through``: sized by the first batch
     start = last = time.perf_counter()
     try:
         for i in range(0, len(faces), batch_size):
             batch = to_float(resize_faces(faces[i:i + batch_size], size))   # (B, 3, S, S)
-            out[i:i + len(batch)] = teacher.embed(batch)
+            if through is None:
+                out[i:i + len(batch)] = teacher.embed(batch)
+            else:
+                h = batch
+                for k in range(int(through)):
+                    h = teacher.features[k].forward(h)
+                if out is None:
+                    out = np.empty((len(faces),) + h.shape[1:], np.float32)  # (N, C, h, w)
+                out[i:i + len(batch)] = h
             now = time.perf_counter()
             if progress and now - last > 10 and i + len(batch) < len(faces):
                 done = i + len(batch)

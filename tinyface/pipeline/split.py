@@ -5,6 +5,10 @@ LFW-158), splits each identity's images into train and test by seed (70/30 by
 default), and degrades HR faces to LR: Gaussian anti-alias blur, then bicubic
 downsampling to ``lr_size`` (16 by default). The teacher@LR baseline sees the LR test
 faces upsampled back to the HR size.
+
+With ``validation=F`` the split's "test" faces are instead F of each identity's
+training faces (``data.carve_validation``), and the models train on the rest: every
+setting is screened this way, and the test faces are used once, at the chosen settings.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyface.data import degrade, identification_split, load_dataset
+from tinyface.data import degrade, load_dataset, split_from_meta
 
 # identities kept per dataset: LFW-158 on LFW; every identity elsewhere
 DEFAULT_MIN_IMAGES = {"lfw": 10, "orl": 2, "synthetic": 2, "folder": 2}
@@ -51,20 +55,29 @@ class FaceSplit:
     def lr_size(self):
         return self.lr_train.shape[-1]
 
+    @property
+    def is_validation(self):
+        """True when the "test" faces are a validation set carved from the training faces."""
+        return bool(self.meta.get("validation"))
+
     def describe(self):
+        test = (f"{len(self.y_test)} validation faces ({self.meta['validation']:g} of each "
+                f"identity's training faces; the test faces unused)" if self.is_validation
+                else f"{len(self.y_test)} test faces")
         return (f"{self.meta.get('data', '?')}: {self.num_classes} identities, "
-                f"{len(self.y_train)} train / {len(self.y_test)} test faces, "
-                f"HR {self.hr_size}px, LR {self.lr_size}px")
+                f"{len(self.y_train)} train / {test}, HR {self.hr_size}px, LR {self.lr_size}px")
 
 
 def load_split(data="synthetic", data_root=None, hr_size=64, lr_size=16, seed=0,
                train_fraction=0.7, min_images=None, lr_method="bicubic", cache_dir=None,
-               synthetic=None):
+               synthetic=None, validation=0.0):
     """Load ``data`` and build a ``FaceSplit``.
 
     data: synthetic | orl | lfw | folder; data_root: path (orl/lfw: found automatically
     when None); min_images: identities kept (None: ``DEFAULT_MIN_IMAGES``);
-    synthetic: dict of ``generate_synthetic`` arguments (n_identities, ...).
+    synthetic: dict of ``generate_synthetic`` arguments (n_identities, ...);
+    validation: 0, or the fraction of each identity's training faces that becomes the
+    "test" faces (module docstring).
     The split and the LR noise-free degradation are deterministic for a seed.
     """
     if not 0.0 < train_fraction < 1.0:
@@ -75,14 +88,16 @@ def load_split(data="synthetic", data_root=None, hr_size=64, lr_size=16, seed=0,
     ds = load_dataset(data, root=data_root, hr_size=hr_size, seed=kwargs.pop("seed", 0),
                       cache_dir=cache_dir, **kwargs)
     k = DEFAULT_MIN_IMAGES.get(data, 2) if min_images is None else int(min_images)
-    sp = identification_split(ds, min_images=k, train_fraction=train_fraction, seed=seed)
+    protocol = {"min_images": k, "seed": seed, "train_fraction": train_fraction}
+    if validation:
+        protocol["validation"] = float(validation)
+    sp, _ = split_from_meta(ds, protocol)
     hr_train, hr_test = sp.train.images, sp.test.images
     lr_train = degrade(hr_train, lr_size=lr_size, method=lr_method)     # (N, 3, lr, lr)
     lr_test = degrade(hr_test, lr_size=lr_size, method=lr_method)
     lr_up_test = degrade(hr_test, lr_size=lr_size, method=lr_method,
                          upsample_to=hr_size)                           # (N, 3, hr, hr)
-    meta = {"data": data, "source": str(ds.source), "min_images": k, "seed": seed,
-            "train_fraction": train_fraction, "lr_method": lr_method,
+    meta = {"data": data, "source": str(ds.source), **protocol, "lr_method": lr_method,
             "hr_size": hr_size, "lr_size": lr_size}
     return FaceSplit(hr_train, hr_test, lr_train, lr_test, lr_up_test,
                      sp.train.labels.astype(np.int64), sp.test.labels.astype(np.int64),
