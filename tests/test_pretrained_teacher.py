@@ -253,7 +253,7 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     assert t["pretrained"] and t["head"]["folds"] == 5 and t["hr_source"] == "the split's 32px"
     assert t["head"]["penalties"] == [1e-5, 1e-4, 1e-3]            # --quick's grid
     assert res["sizes"]["adapter_parameters"] == 64 * 16 + 16       # 64-d -> the teacher's 16
-    assert "pretrained on other people and frozen" in (out / "results.md").read_text()
+    assert "pretrained on other people, frozen" in (out / "results.md").read_text()
     for name in ("train-hr", "test-hr", "test-lr", "pairs-hr", "pairs-lr"):
         assert (out / "teacher-descriptors" / f"{name}.npz").is_file()
     capsys.readouterr()
@@ -262,6 +262,23 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     assert "loaded its evaluation" in log and "feature bank: loaded" in log
     assert "fine-tuning 1 epochs" not in log and " descriptors in " not in log   # nothing re-run
     assert json.loads((out / "results.json").read_text())["rows"] == res["rows"]
+
+
+def test_ablation_command_with_a_tuned_stand_in_teacher(stand_in, tmp_path):
+    from tinyface.cli import main
+    stand_in["spec"] = RES_STAND_IN
+    out = tmp_path / "abl"
+    assert main(["ablation", "--quick", "--teacher", "dlib-resnet", "--seeds", "1", "--ratios",
+                 "", "--variants", "full", "--scratch-epochs", "1", "--finetune-epochs", "1",
+                 "--teacher-tune-blocks", "1", "--teacher-tune-inputs", "hr+lr",
+                 "--teacher-tune-epochs", "2", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["teacher_tune_inputs"] == "hr+lr"
+    assert res["teacher"]["tuning"]["settings"]["epochs"] == 2
+    text = (out / "results.md").read_text()
+    assert "its last 1 residual block(s) and embedding layer tuned on the training faces at " \
+           "HR and at LR, upsampled (2 epochs, rate 0.0003)" in text
+    assert (out / "teacher-tuned.npz").is_file()
 
 
 @pytest.mark.parametrize("args, message", [

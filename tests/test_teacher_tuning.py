@@ -83,3 +83,18 @@ def test_lr_inputs_add_the_upsampled_lr_faces():
 def test_bad_tuning_settings(bad, match):
     with pytest.raises(ValueError, match=match):
         TailTuning(**bad)
+
+
+def test_embed_faces_through_stops_at_a_layer():
+    from tinyface.models.pretrained import embed_faces
+    model = build_model(SPEC, seed=0).eval()
+    faces, _ = _data()
+    full = embed_faces(model, faces)
+    np.testing.assert_array_equal(embed_faces(model, faces, through=len(model.features)), full)
+    start = tail_start(model, 1)
+    acts = embed_faces(model, faces, through=start)               # (N, C, h, w)
+    assert acts.ndim == 4 and len(acts) == len(faces)
+    h = acts
+    for i in range(start, len(model.features)):
+        h = model.features[i].forward(h)
+    np.testing.assert_allclose(h, full, rtol=1e-6, atol=1e-6)

@@ -97,7 +97,12 @@ def _teacher_text(results):
     if not t.get("pretrained"):
         return ""
     h = t.get("head") or {}
-    text = (f", {t['name']} pretrained on other people and frozen (HR faces {t['hr_source']}, "
+    tuning = t.get("tuning")
+    state = "frozen" if not tuning else (
+        f"its last {tuning['settings']['blocks']} residual block(s) and embedding layer tuned "
+        f"on the training faces{' at HR and at LR, upsampled' if tuning['settings']['inputs'] == 'hr+lr' else ''} "
+        f"({tuning['settings']['epochs']} epochs, rate {tuning['settings']['lr']:g}), the rest frozen")
+    text = (f", {t['name']} pretrained on other people, {state} (HR faces {t['hr_source']}, "
             f"resized to {t['input_size']}px), with a softmax head on its L2-normalised "
             f"descriptors fitted on the training faces")
     if h:
