@@ -25,8 +25,7 @@ def register(sub):
                     "writes OUT/results.md, results.json, ablation.png, verification.png, "
                     "selection_montage.png, graph.png and ratio_curve.png. Every phase is "
                     "cached under OUT: a re-run redoes only what is missing.")
-    add_data_options(p)
-    p.add_argument_group("data").add_argument(
+    add_data_options(p).add_argument(
         "--validation", type=float, default=0.0, metavar="F",
         help="a validation screen: F of each identity's training faces become the faces "
              "measured, the students train on the rest, the test faces stay unused (and "

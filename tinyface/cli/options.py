@@ -7,6 +7,7 @@ DATA_CHOICES = ["synthetic", "orl", "lfw", "folder"]
 
 
 def add_data_options(p):
+    """The data options (a group titled "data"); returns the group, for a command's own."""
     g = p.add_argument_group("data")
     g.add_argument("--data", choices=DATA_CHOICES, default="synthetic",
                    help="dataset: built-in synthetic faces (no files), AT&T/ORL, LFW "
@@ -24,6 +25,7 @@ def add_data_options(p):
     g.add_argument("--identities", type=int, default=100, help="synthetic: number of identities")
     g.add_argument("--images-per-identity", type=int, default=20, help="synthetic: images per identity")
     g.add_argument("--cache", metavar="DIR", help="cache of decoded images (default ~/.cache/tinyface)")
+    return g
 
 
 def add_train_options(p, epochs, batch_size, lr=None, max_shift=0.0625):
