@@ -53,6 +53,7 @@ import numpy as np
 from tinyface.atomic import json_default, savez_atomic
 from tinyface.distill.bank import FeatureBank, pooled_index, standardise_pooled
 from tinyface.distill.softmax_head import fit_teacher_head
+from tinyface.pipeline.split import split_of
 from tinyface.distill.teacher_tuning import tune_teacher_tail
 
 __all__ = ["FrozenTeacher", "pretrained_name", "check_teacher_options", "backbone_sha256",
@@ -136,7 +137,6 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
     """The split's HR (train, test) faces, or with ``pairs`` the pairs' faces, decoded
     at ``size`` from the image files: (N, 3, size, size) uint8, rows checked against
     the split's. Synthetic data, ``size`` 0 or the split's own size: the split's faces."""
-    from tinyface.data import split_from_meta
     if data == "synthetic" or not size or int(size) == split.hr_size:
         return pairs.images if pairs is not None else (split.hr_train, split.hr_test)
     ds = _source_dataset(split, data, size, data_root, cache_dir)
@@ -146,11 +146,7 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
         out = ds.images[pairs.rows]
         _check_same_faces(out, pairs.images, "verification")
         return out
-    sp, _ = split_from_meta(ds, split.meta)
-    if list(sp.train.names) != list(split.names) or not (
-            np.array_equal(sp.train.labels, split.y_train)
-            and np.array_equal(sp.test.labels, split.y_test)):
-        raise ValueError(f"{data} at {size}px does not give the split's identities and faces")
+    sp, _ = split_of(ds, split, f"{data} at {size}px")
     _check_same_faces(sp.train.images, split.hr_train, "training")
     return sp.train.images, sp.test.images
 

@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyface.data import degrade, load_dataset, split_from_meta
+from tinyface.data import degrade, load_dataset
 from tinyface.distill.bank import extract_bank
 from tinyface.distill.frozen_teacher import source_faces
 from tinyface.distill.weights import REGRESSION_VARIANTS
+from tinyface.pipeline.split import split_of
 
 __all__ = ["UnlabelledPool", "label_free_pool", "pool_lr_faces", "pool_source_faces",
            "pool_targets", "make_pool", "pool_signature", "union_training_set"]
@@ -150,12 +151,7 @@ def union_training_set(lr_train, y_train, weights, pool):
 def _split_rows(ds, split):
     """The split's (train, test) rows of ``ds``, checked against the split. A validation
     split's test rows include the held-out test faces, which the pool never takes."""
-    sp, held = split_from_meta(ds, split.meta)
-    if list(sp.train.names) != list(split.names) or not (
-            np.array_equal(sp.train.labels, split.y_train)
-            and np.array_equal(sp.test.labels, split.y_test)):
-        raise ValueError("the dataset does not give the split's identities and faces: load it "
-                         "as the split was loaded (same data, root and seed)")
+    sp, held = split_of(ds, split)
     if not (np.array_equal(sp.train.images, split.hr_train)
             and np.array_equal(sp.test.images, split.hr_test)):
         raise ValueError("the dataset's faces differ from the split's: load it as the split "

@@ -102,3 +102,16 @@ def load_split(data="synthetic", data_root=None, hr_size=64, lr_size=16, seed=0,
     return FaceSplit(hr_train, hr_test, lr_train, lr_test, lr_up_test,
                      sp.train.labels.astype(np.int64), sp.test.labels.astype(np.int64),
                      list(sp.train.names), meta)
+
+
+def split_of(ds, split, what="the dataset"):
+    """The identification split ``split`` was made from, re-derived from ``ds``
+    (``data.split_from_meta``): ``(IdentificationSplit, held_rows)``, or ``ValueError``
+    when ``ds`` does not give the split's identities and labels."""
+    sp, held = split_from_meta(ds, split.meta)
+    if list(sp.train.names) != list(split.names) or not (
+            np.array_equal(sp.train.labels, split.y_train)
+            and np.array_equal(sp.test.labels, split.y_test)):
+        raise ValueError(f"{what} does not give the split's identities and faces: load it as "
+                         f"the split was loaded (same data, root and seed)")
+    return sp, held
