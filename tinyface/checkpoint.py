@@ -154,10 +154,23 @@ def load_model(path):
 
 
 def _load_into(model, arrays, path):
+    for key, value in arrays.items():
+        if key.startswith(("param/", "buffer/")) and value.dtype.kind == "f" \
+                and not np.all(np.isfinite(value)):
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise ValueError(f"checkpoint {path!r}: tensor {key.split('/', 1)[1]!r} holds {bad} "
+                             f"non-finite value(s) (NaN or inf): the file is damaged, or was "
+                             f"saved from a run that diverged")
     try:
         model.load_state_dict(_model_state(arrays))
     except ValueError as e:
         raise ValueError(f"checkpoint {path!r} does not fit this model: {e}") from None
+
+
+def load_metadata(path):
+    """A checkpoint's metadata dict, without building its model."""
+    path, arrays = _read(path)
+    return _json(arrays, "metadata", path)
 
 
 def load_weights(model, path):

@@ -3,10 +3,20 @@
 Each sub-command lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 ``func(args) -> int``. ``main`` wires them together.
+
+A command whose parser sets ``out_folder=True`` (``--out DIR``) runs holding that folder
+(``tinyface.runlock.hold_folder``: created, checked writable, locked against a second
+run). Errors the user can fix print one line and exit with 2: ``CLIError``, an output
+folder that cannot be written, and any ``OSError`` (a full disk, say) with the path.
+Ctrl-C exits with 130 after one line from the command's ``interrupted(args)``, saying
+what was kept and how to continue.
 """
 import argparse
+import contextlib
 import importlib
 import sys
+
+from tinyface.runlock import FolderError, hold_folder
 
 # (module name inside tinyface.cli) in the order they appear in --help
 COMMAND_MODULES = ["demo", "data", "streams", "evaluate", "ablation", "info", "bench"]
@@ -38,12 +48,20 @@ def main(argv=None):
         if getattr(args, "select_device", False):
             from tinyface.cli.options import use_device
             use_device(args.device)
-        return int(args.func(args) or 0)
-    except CLIError as exc:
+        held = hold_folder(args.out) if getattr(args, "out_folder", False) else contextlib.nullcontext()
+        with held:
+            return int(args.func(args) or 0)
+    except (CLIError, FolderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:            # a full disk, a file removed under us, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; every file written so far is complete "
+              f"(written atomically)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        note = getattr(args, "interrupted", None)
+        print(f"interrupted{': ' + note(args) if note else ''}", file=sys.stderr)
         return 130
 
 

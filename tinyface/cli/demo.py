@@ -2,7 +2,7 @@
 import argparse
 import time
 
-from tinyface.cli.options import add_device_option
+from tinyface.cli.options import add_device_option, interrupted_note
 
 
 def register(sub):
@@ -21,7 +21,7 @@ def register(sub):
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="folder for models, plots and results")
     p.add_argument("--seed", type=int, default=0, help="seeds faces' split, weights, shuffling and augmentation")
     add_device_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True, interrupted=interrupted_note)
 
 
 def run(args):

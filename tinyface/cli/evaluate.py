@@ -31,12 +31,15 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _load(path, what):
-    from tinyface.pipeline import load_stream
+def _load(path, split, stream):
+    """The trained ``stream`` at ``path``, checked against ``split``
+    (``pipeline.load_trained``: its stream, identities, sizes and recorded split)."""
+    from tinyface.pipeline.trained import load_trained
     try:
-        return load_stream(path)
+        return load_trained(path, split, stream).model
     except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(f"cannot load the {what} from {path}: {str(exc).splitlines()[0]}") from None
+        raise CLIError(f"cannot evaluate the {stream} at {path}: "
+                       f"{str(exc).splitlines()[0]}") from None
 
 
 def run(args):
@@ -51,18 +54,12 @@ def run(args):
         split = split_from_args(args, log=log)
         rows = []
         if args.teacher:
-            teacher = _load(args.teacher, "teacher")
+            teacher = _load(args.teacher, split, "teacher")
             rows += [("teacher at HR", teacher, "teacher", False),
                      ("teacher on LR, upsampled", teacher, "teacher", True)]
         if args.student:
-            rows.append(("student at LR", _load(args.student, "student"), "student", False))
+            rows.append(("student at LR", _load(args.student, split, "student"), "student", False))
         for name, model, stream, up in rows:
-            if model.num_classes != split.num_classes or model.input_shape[-1] != (
-                    split.hr_size if stream == "teacher" else split.lr_size):
-                raise CLIError(f"{name}: the model expects {model.input_shape} faces and "
-                               f"{model.num_classes} identities, the split has "
-                               f"{split.num_classes} identities at {split.hr_size}/{split.lr_size}px; "
-                               f"use the --data/--seed/--hr-size/--lr-size it was trained with")
             results[name] = evaluate_identification(model, split, stream, upsampled=up)
         log(format_identification(results))
         plots.plot_cmc({k: (v["cmc"]["ranks"], v["cmc"]["rates"]) for k, v in results.items()},

@@ -51,10 +51,31 @@ def add_train_options(p, epochs, batch_size, lr=None, max_shift=0.0625):
 
 
 def add_common(p, out_default):
+    """``--out`` (held by the run: ``tinyface.runlock``) and ``--seed``."""
     p.add_argument("--out", metavar="DIR", default=out_default,
                    help="folder for models, logs, plots and metrics.json")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the split, the initial weights, shuffling and augmentation")
+    p.set_defaults(out_folder=True, interrupted=interrupted_note)
+
+
+def interrupted_note(args):
+    """What Ctrl-C left in ``--out``: every file there is whole (written atomically)."""
+    return f"every file in {args.out} is complete (written atomically); run the command again"
+
+
+def interrupted_training(args):
+    """What Ctrl-C left of a training run, and how to continue it."""
+    import os
+
+    from tinyface.train import CHECKPOINT_FILE
+    from tinyface.train.resume import checkpoint_epoch
+    path = os.path.join(args.out, CHECKPOINT_FILE)
+    epoch = checkpoint_epoch(path)
+    if epoch is None:
+        return f"no epoch was finished, so there is nothing to resume in {args.out}"
+    return (f"{path} (epoch {epoch} of {args.epochs}) is intact; run the same command "
+            f"with --resume to continue from it")
 
 
 def add_device_option(p):

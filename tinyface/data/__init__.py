@@ -21,7 +21,7 @@ from .load import DATASETS, load_dataset
 from .montage import montage, pick_faces
 from .orl import load_orl, read_pgm
 from .pairs import load_pairs, parse_pairs, resolve_pairs
-from .protocols import (IdentificationSplit, VerificationSplit, carve_validation,
+from .protocols import (IdentificationSplit, VerificationSplit, carve_validation, validation_rows,
                         identification_split, split_from_meta, verification_split)
 from .synthetic import generate_synthetic
 
@@ -29,7 +29,7 @@ __all__ = ["Dataset", "DataError", "DataWarning", "default_data_root", "default_
            "format_summary", "load_dataset", "DATASETS", "generate_synthetic", "load_orl",
            "read_pgm", "load_lfw", "find_pairs_file", "load_folder", "load_pairs",
            "parse_pairs", "resolve_pairs", "identification_split", "verification_split",
-           "carve_validation", "split_from_meta",
+           "carve_validation", "validation_rows", "split_from_meta",
            "IdentificationSplit", "VerificationSplit", "degrade", "antialias_sigma",
            "jpeg_compress", "upsample", "LR_SIZES", "augment", "iterate_minibatches",
            "to_float", "to_uint8", "montage", "pick_faces"]

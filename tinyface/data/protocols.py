@@ -54,30 +54,41 @@ def identification_split(ds: Dataset, min_images: int = 10, train_fraction: floa
                                sub.subset(np.arange(len(tr), len(tr) + len(te))), tr, te)
 
 
-def carve_validation(sp: IdentificationSplit, fraction: float, seed: int = 0):
-    """Hold out ``fraction`` of each identity's *training* images as a validation set.
+def validation_rows(labels, fraction: float, seed: int = 0, names=None):
+    """Per identity, ``round(fraction * n)`` of its rows (at least 1, and at least 1 left)
+    drawn at random from a stream of ``seed`` distinct from the split's own.
 
-    Per identity, round(fraction * n_train) images (at least 1, and at least 1 left to
-    train on), at random from a stream of ``seed`` distinct from the split's own. Returns
-    ``(IdentificationSplit, held_rows)``: train = the rest of the training images, test =
-    the validation images, and held_rows (M,) int64 = the original split's test rows,
-    which the carved split never shows (callers that exclude faces exclude them too).
+    labels: (N,) int; names: identity names, for messages. Returns ``(train, val)``: (N - M,) and (M,) int64 row indices,
+    each sorted within its identity, identities in label order.
     """
     if not 0.0 < float(fraction) < 1.0:
         raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
-    labels = sp.train.labels
+    labels = np.asarray(labels)
     rng = np.random.default_rng((int(seed), 1))
     train, val = [], []
     for k in np.unique(labels):
         idx = np.flatnonzero(labels == k)
         if len(idx) < 2:
-            raise ValueError(f"identity {sp.train.names[k]!r} has {len(idx)} training image: "
-                             f"a validation split needs at least 2 per identity")
+            who = repr(names[k]) if names is not None else k
+            raise ValueError(f"identity {who} has {len(idx)} training image: a validation "
+                             f"split needs at least 2 per identity")
         idx = idx[rng.permutation(len(idx))]
         n_val = int(np.clip(round(float(fraction) * len(idx)), 1, len(idx) - 1))
         val.append(np.sort(idx[:n_val]))
         train.append(np.sort(idx[n_val:]))
-    tr, va = np.concatenate(train), np.concatenate(val)
+    return np.concatenate(train).astype(np.int64), np.concatenate(val).astype(np.int64)
+
+
+def carve_validation(sp: IdentificationSplit, fraction: float, seed: int = 0):
+    """Hold out ``fraction`` of each identity's *training* images as a validation set
+    (``validation_rows``).
+
+    Returns ``(IdentificationSplit, held_rows)``: train = the rest of the training
+    images, test = the validation images, and held_rows (M,) int64 = the original
+    split's test rows, which the carved split never shows (callers that exclude faces
+    exclude them too).
+    """
+    tr, va = validation_rows(sp.train.labels, fraction, seed, names=sp.train.names)
     carved = IdentificationSplit(sp.train.subset(tr), sp.train.subset(va),
                                  sp.train_rows[tr], sp.train_rows[va])
     return carved, np.asarray(sp.test_rows, np.int64)

@@ -34,7 +34,8 @@ Choices. The split (``split.meta["seed"]``) is fixed for all seeds, since the te
 trained once on its training faces; the seeds change the students' initialisation,
 shuffling and augmentation, the adapters and the random subsets. Students are taken
 at their last epoch (the scratch student from its ``checkpoint.npz``), never picked by
-test accuracy; the teacher is the run's ``model.npz``. Spread is the sample standard
+test accuracy; our own teacher too is its run's last epoch (``model.npz``, trained on
+every training face with ``validation=0``). Spread is the sample standard
 deviation over seeds (ddof = 1).
 """
 from __future__ import annotations
@@ -80,10 +81,10 @@ def _scratch(split, settings, seed, folder, log):
         log(f"scratch student, seed {seed}: {'resuming' if resume else 'training'} "
             f"{settings.scratch_epochs} epochs in {folder}")
         try:
-            train_stream(split, "student", cfg, folder, resume=resume, log=log)
+            train_stream(split, "student", cfg, folder, resume=resume, log=log, validation=0)
         except ResumeMismatchError:
             log(f"  (the checkpoint in {folder} has other settings: training from scratch)")
-            train_stream(split, "student", cfg, folder, resume=False, log=log)
+            train_stream(split, "student", cfg, folder, resume=False, log=log, validation=0)
     model, _ = load_model(folder / "checkpoint.npz")        # the last epoch
     return model.eval()
 

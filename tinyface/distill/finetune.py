@@ -282,9 +282,12 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
            + (f", initial regression loss {init_reg:.3f}" if init_reg is not None else "")
            if regress else "")
         + (f", KD T={T:g} weight {kd_weight:g}" if variant == "kd" else ""))
-    history = fit(wrapper, images, labels, config, val_images=split.lr_test,
-                  val_labels=split.y_test, out_dir=out_dir, resume=resume, log=log,
-                  step_fn=step_fn)
+    # the held-out faces are followed epoch by epoch only when they are validation faces:
+    # test faces are seen once, by the last epoch's student
+    val = ({"val_images": split.lr_test, "val_labels": split.y_test}
+           if split.is_validation else {})
+    history = fit(wrapper, images, labels, config, out_dir=out_dir, resume=resume, log=log,
+                  step_fn=step_fn, **val)
     parts = {p["epoch"]: p for p in _epoch_parts(step_fn.parts, steps, done,
                                                  step_fn.counts if use_pool else None)}
     for rec in history:

@@ -7,36 +7,29 @@ counterpart).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tinyface.distill.report import TEACHER_ROWS
+from tinyface.pipeline.trained import load_trained
 
-__all__ = ["load_teacher", "evaluate_teacher", "ver_summary", "SPLIT_KEYS"]
-
-
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+__all__ = ["load_teacher", "evaluate_teacher", "ver_summary"]
 
 
 def load_teacher(split, settings, path, log):
     """The teacher for ``split``: loaded from ``path``, resumed, or trained there."""
-    from tinyface.pipeline import load_stream, train_stream
+    from tinyface.pipeline import train_stream
     from tinyface.train import ResumeMismatchError, TrainConfig
     path = Path(path)
     if path.suffix == ".npz":
         if path.is_file():
             log(f"teacher: loading {path}")
-            return _fits(load_stream(path), split, path)
+            return _fits(path, split)
         folder = path.parent
     else:
         folder = path
     if (folder / "metrics.json").is_file() and (folder / "model.npz").is_file():
         log(f"teacher: loading the trained teacher in {folder}")
-        return _fits(load_stream(folder), split, folder)
+        return _fits(folder, split)
     cfg = TrainConfig(epochs=settings.teacher_epochs, batch_size=settings.batch_size,
                       seed=int(split.meta.get("seed", 0)), augment=settings.augment)
     resume = (folder / "checkpoint.npz").is_file()
@@ -44,32 +37,18 @@ def load_teacher(split, settings, path, log):
         f"{settings.teacher_epochs} epochs in {folder} (trained once, then cached)")
     try:
         res = train_stream(split, "teacher", cfg, folder, arch=settings.teacher_arch,
-                           resume=resume, log=log)
+                           resume=resume, log=log, validation=0)   # the last epoch
     except ResumeMismatchError as exc:
         raise ValueError(f"cannot resume the teacher in {folder}: {str(exc).splitlines()[0]}") from None
     return res["model"]
 
 
-SPLIT_KEYS = ("data", "seed", "train_fraction", "min_images", "hr_size", "lr_method")
-
-
-def _fits(teacher, split, where):
-    where = Path(where)
-    metrics = _read_json((where if where.is_dir() else where.parent) / "metrics.json")
-    trained_on = (metrics or {}).get("split")
-    if isinstance(trained_on, dict):
-        diff = [k for k in SPLIT_KEYS if k in trained_on and trained_on[k] != split.meta.get(k)]
-        if diff:
-            text = ", ".join(f"{k} {trained_on[k]!r} there, {split.meta.get(k)!r} here" for k in diff)
-            raise ValueError(f"the teacher in {where} was trained on another split ({text}); its "
-                             f"training faces could include this split's test faces: use the "
-                             f"same data options and --seed, or another --teacher path")
-    if teacher.num_classes != split.num_classes or teacher.input_shape[-1] != split.hr_size:
-        raise ValueError(f"the teacher in {where} takes {teacher.input_shape[-1]}px faces of "
-                         f"{teacher.num_classes} identities, but the split has "
-                         f"{split.num_classes} identities at {split.hr_size}px; train it on "
-                         f"this split (another --teacher path) or use the matching data options")
-    return teacher
+def _fits(path, split):
+    """``pipeline.load_trained``'s checks, as the ablation's one-line ``ValueError``."""
+    try:
+        return load_trained(path, split, "teacher").model
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def evaluate_teacher(teacher, split, pairs, method, say):

@@ -82,6 +82,11 @@ def load_split(data="synthetic", data_root=None, hr_size=64, lr_size=16, seed=0,
     """
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    if not isinstance(lr_size, (int, np.integer)) or lr_size < 1:
+        raise ValueError(f"the LR side must be an integer >= 1 pixel, got {lr_size!r}")
+    if isinstance(hr_size, (int, np.integer)) and lr_size > hr_size >= 1:   # hr_size: load_dataset
+        raise ValueError(f"the LR side ({lr_size}px) is larger than the HR side ({hr_size}px): "
+                         f"the student sees the HR faces degraded to LR")
     kwargs = dict(SYNTHETIC_DEFAULTS, **(synthetic or {})) if data == "synthetic" else {}
     # synthetic faces are drawn from the data seed 0 unless asked: the split seed then
     # changes only the train/test split, as it does for real data

@@ -5,16 +5,19 @@ identity classifier) trained with softmax cross-entropy by ``tinyface.train.fit`
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tinyface.atomic import write_json_atomic
 from tinyface.checkpoint import load_model
+from tinyface.data import validation_rows
 from tinyface.eval import cmc_curve, logits_of, topk_accuracy
 from tinyface.models import build_model, spec_by_name
 from tinyface.train import fit
 
 STREAMS = ("teacher", "student")
+
+# the fraction of each identity's training faces a stream holds out to pick its epoch
+STREAM_VALIDATION = 0.2
 
 
 def stream_images(split, stream, which):
@@ -35,27 +38,43 @@ def build_stream_model(split, stream, arch=None, seed=0):
     return build_model(spec, seed=seed)
 
 
-def train_stream(split, stream, config, out_dir, arch=None, resume=False, log=print):
+def train_stream(split, stream, config, out_dir, arch=None, resume=False, log=print,
+                 validation=STREAM_VALIDATION):
     """Train one stream on ``split``; write its files to ``out_dir``; return a result dict.
 
-    out_dir gets model.npz (best validation accuracy), checkpoint.npz, history.json,
-    curves.png (from ``fit``) and metrics.json (top-1/top-5 on the test faces, training
-    seconds, the architecture).
+    validation: the fraction of each identity's training faces held out (by the split's
+    seed, ``data.validation_rows``) to pick the best epoch on; the stream trains on the
+    rest. 0: train on every training face and keep the last epoch. The test faces are
+    seen once, by the kept model.
+
+    out_dir gets model.npz (the kept model), checkpoint.npz, history.json, curves.png
+    (from ``fit``) and metrics.json (top-1/top-5 on the test faces, the kept epoch, the
+    validation faces, training seconds, the architecture).
     """
     model = build_stream_model(split, stream, arch=arch, seed=config.seed)
     out_dir = Path(out_dir)
+    images, labels = stream_images(split, stream, "train"), split.y_train
+    val = {}
+    if validation:
+        tr, va = validation_rows(labels, validation, int(split.meta.get("seed", 0)),
+                                 names=split.names)
+        val = {"val_images": images[va], "val_labels": labels[va]}
+        images, labels = images[tr], labels[tr]
+    held = (f"; {len(labels)} faces to train on, {len(val['val_labels'])} "
+            f"({validation:g} of each identity's) to pick the epoch" if val
+            else "; every training face, the last epoch kept")
     log(f"{stream}: {model.spec['name']}, {model.num_parameters():,} parameters, "
-        f"input {model.input_shape}; {split.describe()}")
-    t0 = time.perf_counter()
-    history = fit(model, stream_images(split, stream, "train"), split.y_train, config,
-                  val_images=stream_images(split, stream, "test"), val_labels=split.y_test,
-                  out_dir=out_dir, resume=resume, log=log)
-    seconds = time.perf_counter() - t0
-    best, _ = load_model(out_dir / "model.npz")
+        f"input {model.input_shape}; {split.describe()}{held}")
+    record = {"stream": stream, "split": split.meta, "validation": float(validation)}
+    history = fit(model, images, labels, config, out_dir=out_dir, resume=resume, log=log,
+                  metadata=record, **val)
+    best, meta = load_model(out_dir / "model.npz")
     metrics = evaluate_identification(best, split, stream)
     metrics.update(stream=stream, arch=best.spec["name"], parameters=best.num_parameters(),
-                   train_seconds=seconds, epochs=len(history), split=split.meta,
-                   config=config.to_dict())
+                   train_seconds=sum(r["seconds"] for r in history), epochs=len(history),
+                   kept_epoch=meta.get("epoch"), val_acc=meta.get("val_acc"),
+                   validation=float(validation), train_faces=int(len(labels)),
+                   split=split.meta, config=config.to_dict())
     write_json(out_dir / "metrics.json", metrics)
     return {"model": best, "history": history, "metrics": metrics}
 

@@ -9,13 +9,13 @@ checkpoints after every epoch, exact ``--resume`` and training curves.
 
 Modules: ``config`` (``TrainConfig``), ``trainer`` (``fit``, ``evaluate_classifier``,
 ``TrainingDiverged``), ``resume`` (what a checkpoint must match, RNG states),
-``curves`` (the PNG).
+``epoch_files`` (the files of each epoch, the checkpoint last), ``curves`` (the PNG).
 """
 from .config import DEFAULT_LR, OPTIMIZERS, TrainConfig
 from .curves import render_curves, save_curves
 from .resume import NoCheckpointError, ResumeMismatchError, rng_states, set_rng_states
-from .trainer import (CHECKPOINT_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, TIMING_KEYS,
-                      TrainingDiverged, classification_step, evaluate_classifier, fit,
+from .epoch_files import CHECKPOINT_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE
+from .trainer import (TIMING_KEYS, TrainingDiverged, classification_step, evaluate_classifier, fit,
                       format_duration, make_lr_schedule, make_optimizer, steps_per_epoch)
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "DEFAULT_LR", "fit", "evaluate_classifier",

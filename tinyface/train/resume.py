@@ -78,6 +78,16 @@ def _peek_training_record(path):
     return record, arch
 
 
+def checkpoint_epoch(path):
+    """The last finished epoch recorded in the training checkpoint at ``path``, or None
+    when there is none (or it is not one)."""
+    try:
+        record, _ = _peek_training_record(path)
+    except (ResumeMismatchError, OSError):
+        return None
+    return int(record.get("epoch", 0))
+
+
 def load_resume(path, model, optimizer, config, data_id):
     """Check that the checkpoint fits this run, then load it; ``(epoch, extra)``."""
     record, arch = _peek_training_record(path)

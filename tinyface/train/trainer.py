@@ -18,13 +18,15 @@ the same seed, data, model initialisation and Numba thread count, a run is bit-f
 repeatable on the CPU, and a run stopped after epoch k and resumed ends with exactly
 the weights of an uninterrupted one.
 
-Files in ``out_dir`` after each epoch, each written atomically (temp file + rename):
+Files in ``out_dir`` after each epoch, each written atomically (temp file + rename), the
+checkpoint last, so that whatever the moment of a kill, ``--resume`` finds the last
+complete epoch and re-runs what follows (``train.epoch_files``):
 
-- ``checkpoint.npz``: model, optimizer state, epoch, config, history, RNG states;
+- ``model.npz``:      the best model so far by validation accuracy (the last one
+  without validation data), readable by ``tinyface.checkpoint.load_model``;
 - ``history.json``:   the list of per-epoch dicts that ``fit`` returns;
 - ``curves.png``:     loss and accuracy per epoch;
-- ``model.npz``:      the best model so far by validation accuracy (the last one
-  without validation data), readable by ``tinyface.checkpoint.load_model``.
+- ``checkpoint.npz``: model, optimizer state, epoch, config, history, RNG states.
 
 A NaN or inf loss stops the run with ``TrainingDiverged``; nothing is written after
 the divergence, so the last good checkpoint stays as it was.
@@ -43,7 +45,6 @@ is left on the GPU: evaluate it under the same backend, or ``model.to("cpu")``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -51,19 +52,13 @@ import time
 import numpy as np
 
 from tinyface.backend import get_backend, is_device_array, place
-from tinyface.checkpoint import save_model, save_training_state
 from tinyface.data import augment, iterate_minibatches, to_float
 from tinyface.losses import NonFiniteLossError, softmax_cross_entropy_loss
 from tinyface.optim import SGD, Adam, AdamW, make_schedule
 
 from .config import TrainConfig
-from .curves import save_curves, write_bytes_atomic
-from .resume import STATE_FORMAT, NoCheckpointError, fingerprint, load_resume, rng_states
-
-CHECKPOINT_FILE = "checkpoint.npz"
-HISTORY_FILE = "history.json"
-CURVES_FILE = "curves.png"
-MODEL_FILE = "model.npz"
+from .epoch_files import CHECKPOINT_FILE, MODEL_FILE, repair_best, save_epoch
+from .resume import NoCheckpointError, fingerprint, load_resume
 
 # history keys that depend on the machine's speed, not on the computation
 TIMING_KEYS = ("seconds", "faces_per_s")
@@ -221,7 +216,7 @@ def _what_went_wrong(exc):
 
 # ------------------------------------------------------------------------ fit
 def fit(model, train_images, train_labels, config=None, val_images=None, val_labels=None,
-        out_dir=None, resume=False, log=print, step_fn=None):
+        out_dir=None, resume=False, log=print, step_fn=None, metadata=None):
     """Train ``model`` by mini-batch gradient descent; return the history.
 
     Args:
@@ -242,6 +237,8 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
             forward and backward for one batch (x: (b, 3, H, W) float32, augmented;
             batch_indices: (b,) rows of the training set; labels: (b,)). Gradients are
             zeroed before and the optimizer steps after. Default: ``classification_step``.
+        metadata: JSON-able dict added to ``model.npz``'s metadata (e.g. the split and
+            stream, which ``pipeline.load_trained`` checks).
 
     Returns:
         list of per-epoch dicts: ``epoch`` (1-based), ``train_loss``, ``train_acc``,
@@ -289,6 +286,7 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
                                     f"(run without --resume to start a new run)")
         start_epoch, extra = load_resume(ckpt_path, model, optimizer, config, data_id)
         history, best, saved_epoch = extra["history"], extra["best"], start_epoch
+        repair_best(out_dir, model, config, history, best, metadata, log)
         if start_epoch >= config.epochs:
             log(f"{ckpt_path} has already finished all {config.epochs} epochs; nothing to do")
             return history
@@ -380,7 +378,8 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         if improved:
             best = {"epoch": e1, "val_acc": val_acc, "val_loss": val_loss}
         if out_dir is not None:
-            _save_epoch(out_dir, model, optimizer, config, history, best, data_id, improved)
+            save_epoch(out_dir, model, optimizer, config, history, best, data_id, improved,
+                        metadata)
             saved_epoch = e1
 
         wall_times.append(time.perf_counter() - t0)
@@ -395,20 +394,3 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         log(f"best val acc {100 * best['val_acc']:.1f}% at epoch {best['epoch']}"
             + (f"; model saved to {os.path.join(out_dir, MODEL_FILE)}" if out_dir is not None else ""))
     return history
-
-
-def _save_epoch(out_dir, model, optimizer, config, history, best, data_id, improved):
-    """Write the checkpoint, history, curves and (if ``improved``) the model, atomically."""
-    e1 = history[-1]["epoch"]
-    extra = {"format": STATE_FORMAT, "config": config.to_dict(), "architecture": model.config(),
-             "history": history, "best": best, "rng": rng_states(model), "data": data_id}
-    save_training_state(os.path.join(out_dir, CHECKPOINT_FILE), model, optimizer, e1, extra)
-    write_bytes_atomic(os.path.join(out_dir, HISTORY_FILE),
-                       (json.dumps(history, indent=1) + "\n").encode())
-    save_curves(history, os.path.join(out_dir, CURVES_FILE))
-    if improved:
-        which = "best val acc" if best["val_acc"] is not None else "last epoch"
-        save_model(os.path.join(out_dir, MODEL_FILE), model,
-                   {"epoch": e1, "selected": which, "val_acc": best["val_acc"],
-                    "val_loss": best["val_loss"], "train_acc": history[-1]["train_acc"],
-                    "config": config.to_dict()})
