@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from tinyface.checkpoint import save_model
 from tinyface.pipeline import load_split, train_stream
 from tinyface.pipeline.trained import load_trained, split_differences
 from tinyface.train import TrainConfig
@@ -38,15 +39,20 @@ def test_refuses_other_splits_and_missing_files(run, tmp_path):
     other_size = load_split("synthetic", hr_size=32, lr_size=16, seed=2, **TINY)
     with pytest.raises(ValueError, match="takes 8px faces"):
         load_trained(out, other_size, "student")
-    with pytest.raises(ValueError, match="takes 8px faces"):
-        load_trained(out, split, "teacher")                   # a student is not a 32px teacher
+    with pytest.raises(ValueError, match="holds a student .*given as the teacher"):
+        load_trained(out, split, "teacher")                   # a student is not a teacher
     with pytest.raises(FileNotFoundError, match="no trained teacher"):
         load_trained(tmp_path, split, "teacher")
-    # without metrics.json only the shapes are checked
+    # a model file alone still records its split and stream
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.npz").write_bytes((out / "model.npz").read_bytes())
-    got = load_trained(tmp_path / "m", other_seed, "student")
+    with pytest.raises(ValueError, match="another split .*seed 2 there, 3 here"):
+        load_trained(tmp_path / "m", other_seed, "student")
+    got = load_trained(tmp_path / "m", split, "student")
     assert got.history is None and got.metrics is None
+    # a model saved without that record (and no metrics.json): only the shapes are checked
+    save_model(tmp_path / "bare.npz", got.model)
+    assert load_trained(tmp_path / "bare.npz", other_seed, "student").metrics is None
 
 
 def test_split_differences():

@@ -8,14 +8,16 @@ A command whose parser sets ``out_folder=True`` (``--out DIR``) runs holding tha
 (``tinyface.runlock.hold_folder``: created, checked writable, locked against a second
 run). Errors the user can fix print one line and exit with 2: ``CLIError``, an output
 folder that cannot be written, and any ``OSError`` (a full disk, say) with the path.
-Ctrl-C exits with 130 after one line from the command's ``interrupted(args)``, saying
+Warnings print as one line each (``warning: ...``). Ctrl-C exits with 130 after one line from the command's ``interrupted(args)``, saying
 what was kept and how to continue.
 """
 import argparse
 import contextlib
 import importlib
 import sys
+import warnings
 
+from tinyface.helpformat import HelpFormatter
 from tinyface.runlock import FolderError, hold_folder
 
 # (module name inside tinyface.cli) in the order they appear in --help
@@ -31,14 +33,27 @@ def build_parser():
         prog="python -m tinyface",
         description="Low-resolution face recognition via selective knowledge distillation "
                     "(NumPy + Numba).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"tinyface.cli.{name}").register(sub)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the command line: ``warning: <message>``, one line,
+    without the source file and line that Python prints after it."""
+    print(f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
+          file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv=None):
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _main(argv)
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,10 +1,15 @@
 """``ablation``: teacher, students from scratch, and the five distillation variants."""
-import argparse
 from pathlib import Path
 
 from tinyface.cli import CLIError
-from tinyface.cli.options import (add_common, add_data_options, add_device_option, log,
-                                  split_from_args)
+from tinyface.cli.options import (
+    add_common,
+    add_data_options,
+    add_device_option,
+    log,
+    split_from_args,
+)
+from tinyface.helpformat import HelpFormatter
 
 # --quick: settings of a smoke run (each applies only where the option was left at its default)
 QUICK = {"identities": 8, "images_per_identity": 8, "hr_size": 32, "lr_size": 8,
@@ -17,7 +22,7 @@ QUICK_VERIFICATION = {"n_identities": 20, "images_per_identity": 4, "pairs_per_f
 def register(sub):
     p = sub.add_parser(
         "ablation", help="the distillation ablation: teacher, scratch students, 5 variants",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Trains (or loads) the teacher once, trains a student from scratch per "
                     "seed, extracts the teacher's feature bank, selects faces, fine-tunes "
                     "each variant (none: CE only; kd: Hinton soft targets; full: feature "

@@ -2,10 +2,12 @@
 import json
 import sys
 
+from tinyface.helpformat import HelpFormatter
+
 
 def register(sub):
     p = sub.add_parser(
-        "bench", help="benchmark the kernels and the student network",
+        "bench", help="benchmark the kernels and the student network", formatter_class=HelpFormatter,
         description="Speed reports. Timings exclude JIT compilation and are medians; "
                     "ratios are against baselines measured in the same run.")
     p.add_argument("what", nargs="?", default="kernels", choices=["kernels", "select"],

@@ -7,6 +7,7 @@ import time
 import warnings
 
 from tinyface.cli import CLIError
+from tinyface.helpformat import HelpFormatter
 
 
 def _sizes(text: str):
@@ -17,15 +18,6 @@ def _sizes(text: str):
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError("sizes must be positive integers")
     return sizes
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None ones (their help text says what happens)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _common(p):
@@ -42,7 +34,8 @@ def _common(p):
                    help="cache folder for decoded arrays; if not given, $TINYFACE_CACHE or "
                         "~/.cache/tinyface")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--n-identities", type=int, default=100, help="synthetic: identities")
+    p.add_argument("--identities", "--n-identities", dest="n_identities", type=int, default=100,
+                   metavar="N", help="synthetic: number of identities")
     p.add_argument("--images-per-identity", type=int, default=20,
                    help="synthetic: images per identity")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -69,8 +62,13 @@ def _load(args):
 
 
 def cmd_info(args):
-    from tinyface.data import DataError, find_pairs_file, format_summary, load_pairs, \
-        resolve_pairs
+    from tinyface.data import (
+        DataError,
+        find_pairs_file,
+        format_summary,
+        load_pairs,
+        resolve_pairs,
+    )
     ds, dt = _load(args)
     print(format_summary(ds.summary()))
     print(f"loaded in {dt:.2f} s ({'from cache' if ds.meta.get('from_cache') else 'decoded'})")
@@ -121,7 +119,7 @@ def cmd_prepare(args):
 
 
 def register(sub):
-    fmt = _Formatter
+    fmt = HelpFormatter
     p = sub.add_parser("data", help="inspect, picture and cache face datasets",
                        formatter_class=fmt)
     ds = p.add_subparsers(dest="data_command", metavar="ACTION")

@@ -1,14 +1,14 @@
 """``demo``: the whole pipeline on built-in synthetic faces, no files needed."""
-import argparse
 import time
 
 from tinyface.cli.options import add_device_option, interrupted_note
+from tinyface.helpformat import HelpFormatter
 
 
 def register(sub):
     p = sub.add_parser(
         "demo", help="the whole pipeline on synthetic faces (no files, a few minutes)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Generates synthetic faces, trains the teacher on HR faces and the "
                     "student on LR faces, evaluates identification (teacher at HR, teacher "
                     "on LR faces upsampled back, student at LR), prints a results table and "

@@ -1,15 +1,22 @@
 """``evaluate``: identification (top-1, top-5, CMC) and optional LFW verification."""
-import argparse
 
 from tinyface.cli import CLIError
-from tinyface.cli.options import (add_common, add_data_options, add_device_option, add_train_options,
-                                  config_from_args, log, split_from_args)
+from tinyface.cli.options import (
+    add_common,
+    add_data_options,
+    add_device_option,
+    add_train_options,
+    config_from_args,
+    log,
+    split_from_args,
+)
+from tinyface.helpformat import HelpFormatter
 
 
 def register(sub):
     p = sub.add_parser(
         "evaluate", help="identification accuracy and CMC of trained streams; LFW verification",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Closed-set identification on the test faces of the split the streams "
                     "were trained on (same --data, --seed and sizes): teacher at HR, teacher "
                     "on LR faces upsampled back, student at LR; top-1, top-5 and a CMC plot. "

@@ -1,17 +1,8 @@
 """``python -m tinyface info [MODEL]``: a model's spec, layers, shapes, size and FLOPs."""
-import argparse
 import os
 
 from tinyface.cli import CLIError
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None ones (their help text says what happens)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
+from tinyface.helpformat import HelpFormatter
 
 
 def register(sub):
@@ -21,7 +12,7 @@ def register(sub):
                     "parameters, bytes (float32) and forward FLOPs per face, with totals. "
                     "MODEL is a zoo name (student, teacher, teacher-lite, dlib-resnet), a checkpoint "
                     "written by tinyface.checkpoint, or a .json spec file.",
-        formatter_class=_Formatter)
+        formatter_class=HelpFormatter)
     p.add_argument("model", nargs="?", default="student", metavar="MODEL",
                    help="'student' (16x16, with its LFW-158 classifier), 'teacher' (64x64), "
                         "'teacher-lite', 'dlib-resnet' (150x150, the pretrained teacher's "
@@ -70,8 +61,14 @@ def _load(args):
 
 
 def run(args):
-    from tinyface.models import (PRETRAINED, STUDENT_MAX_PARAMS, FaceNet, format_spec,
-                                 format_summary, summary)
+    from tinyface.models import (
+        PRETRAINED,
+        STUDENT_MAX_PARAMS,
+        FaceNet,
+        format_spec,
+        format_summary,
+        summary,
+    )
 
     model, source = _load(args)
     if not isinstance(model, FaceNet):

@@ -1,11 +1,18 @@
 """``train-teacher`` and ``train-student``: the two streams' initialisation."""
-import argparse
 
 from tinyface.cli import CLIError
+from tinyface.cli.options import (
+    add_common,
+    add_data_options,
+    add_device_option,
+    add_train_options,
+    config_from_args,
+    interrupted_training,
+    split_from_args,
+    tee_log,
+)
+from tinyface.helpformat import HelpFormatter
 from tinyface.pipeline.streams import STREAM_VALIDATION
-from tinyface.cli.options import (add_common, add_data_options, add_device_option, add_train_options,
-                                  config_from_args, interrupted_training, split_from_args,
-                                  tee_log)
 
 HELP = {
     "teacher": "train the teacher on HR faces (the default VGG-style teacher, 64x64)",
@@ -20,7 +27,7 @@ def register(sub):
                            "on, then scores the kept model once on the test faces. "
                            "Writes OUT/model.npz (the kept model), checkpoint.npz "
                            "(every epoch, for --resume), history.json, curves.png, metrics.json and log.txt.",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
         add_data_options(p)
         # LR faces: no shifts (tinyface.train.config.LR_MAX_SHIFT); HR faces: 1/16 of the side
         add_train_options(p, epochs=epochs, batch_size=batch,

@@ -42,7 +42,12 @@ def resolve_cache_dir(cache_dir) -> Path | None:
 
 
 def source_signature(path) -> dict:
-    """What identifies the content of a source file or directory (cheap: stat only)."""
+    """What identifies the content of a source file or directory (cheap: stat only).
+
+    A file of a directory that cannot be stat'ed (a broken symbolic link, say) enters
+    the digest by its name and link status alone; no warning here, since the reader
+    skips it with a warning naming it (:func:`~tinyface.data.sources.iter_source`).
+    """
     p = Path(path).resolve()
     if p.is_dir():
         h = hashlib.sha1()
@@ -50,13 +55,27 @@ def source_signature(path) -> dict:
         for dirpath, dirnames, filenames in os.walk(p):
             dirnames.sort()
             for fn in sorted(filenames):
-                st = os.stat(os.path.join(dirpath, fn))
-                rel = os.path.relpath(os.path.join(dirpath, fn), p)
-                h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, p)
+                h.update(f"{rel}\0{_file_stamp(full)}\n".encode())
                 n += 1
         return {"path": str(p), "kind": "dir", "files": n, "digest": h.hexdigest()}
     st = p.stat()
     return {"path": str(p), "kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _file_stamp(full: str) -> str:
+    """``size\\0mtime_ns`` of a file (through symbolic links); for one that cannot be
+    stat'ed, the link's own target and mtime, or ``unreadable``."""
+    try:
+        st = os.stat(full)
+        return f"{st.st_size}\0{st.st_mtime_ns}"
+    except OSError:
+        pass
+    try:
+        return f"broken-link\0{os.readlink(full)}\0{os.lstat(full).st_mtime_ns}"
+    except OSError:
+        return "unreadable"
 
 
 def cache_key(kind: str, params: dict) -> str:
@@ -128,8 +147,9 @@ def cached_dataset(cache_dir, kind: str, params: dict, build) -> Dataset:
         if ds is not None:
             ds.meta["from_cache"] = True
             if ds.skipped:
+                shown = ", ".join(ds.skipped[:3]) + (", ..." if len(ds.skipped) > 3 else "")
                 warnings.warn(f"{len(ds.skipped)} image(s) of {ds.source} were skipped when "
-                              f"it was decoded (cached)", DataWarning, stacklevel=3)
+                              f"it was decoded (cached): {shown}", DataWarning, stacklevel=3)
             return ds
     ds = build()
     ds.meta["from_cache"] = False

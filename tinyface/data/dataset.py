@@ -18,7 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "DataWarning", "default_data_root"]
+__all__ = ["Dataset", "DataError", "DataWarning", "default_data_root", "check_hr_size"]
+
+# HR face sides accepted by the loaders: the smallest LR size offered (degrade.LR_SIZES)
+# is 8 px, so an HR face below it has nothing to degrade; above 1024 px one face
+# alone takes 3 MiB (a thousand faces, 3 GiB), far more than any face crop holds.
+HR_SIZE_MIN, HR_SIZE_MAX = 8, 1024
 
 
 class DataError(ValueError):
@@ -27,6 +32,16 @@ class DataError(ValueError):
 
 class DataWarning(UserWarning):
     """Something was skipped while loading (a corrupt image, an empty folder)."""
+
+
+def check_hr_size(hr_size) -> int:
+    """``hr_size`` as an int, or DataError (one line) unless it is an integer from
+    :data:`HR_SIZE_MIN` to :data:`HR_SIZE_MAX` pixels."""
+    ok = isinstance(hr_size, (int, np.integer)) and not isinstance(hr_size, bool)
+    if not ok or not HR_SIZE_MIN <= hr_size <= HR_SIZE_MAX:
+        raise DataError(f"hr_size (--hr-size) must be an integer from {HR_SIZE_MIN} to "
+                        f"{HR_SIZE_MAX} pixels, got {hr_size!r}")
+    return int(hr_size)
 
 
 def default_data_root() -> Path | None:

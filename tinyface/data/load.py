@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .cache import cache_key, cached_dataset, source_signature
-from .dataset import Dataset, DataError
+from .dataset import Dataset, DataError, check_hr_size
 from .folder import load_folder
 from .lfw import load_lfw, resolve_lfw_root
 from .orl import load_orl, resolve_orl_root
@@ -28,7 +28,9 @@ def load_dataset(name: str, root=None, hr_size: int = 64, seed: int = 0, cache_d
     cache_dir: where decoded real datasets are cached as .npz (None: ``~/.cache/
     tinyface``, False: no cache). ``ds.meta['from_cache']`` tells if decoding was
     skipped. progress: print decoding progress to stderr (None: when a terminal).
+    hr_size must be an integer from 8 to 1024 (DataError otherwise, before anything is read).
     """
+    hr_size = check_hr_size(hr_size)
     if name == "synthetic":
         ds = generate_synthetic(hr_size=hr_size, seed=seed, **kwargs)
         ds.meta["key"] = "synthetic-" + hashlib.sha1(
