@@ -2,6 +2,8 @@
 made, and ``finetune`` with an ``UnlabelledPool`` (CE on labelled faces only, the
 regression on every pool face, exact equality without one, determinism, resume,
 signatures). Small synthetic data and a tiny LFW tree: seconds."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -200,7 +202,11 @@ def test_ce_sees_only_labelled_faces_and_the_regression_every_pool_face(tiny, mo
         np.testing.assert_array_equal(s["w"][lab], res["weights"][s["idx"][lab]])
         pool_regressed |= set(s["idx"][~lab].tolist())
     assert ce_total == n and pool_regressed == set(range(n, n + m))
-    assert val_sizes == [len(split.y_test)]                  # validation: the labelled test faces
+    assert val_sizes == []               # test faces are not followed epoch by epoch
+    if not split.is_validation:
+        carved = dataclasses.replace(split, meta=dict(split.meta, validation=0.2))
+        finetune(student, carved, bank, "selective", cfg, ratio=0.5, pool=pool, log=quiet)
+        assert val_sizes == [len(split.y_test)]          # validation faces: followed
     met = res["metrics"]
     assert (met["faces"], met["unlabelled_faces"], met["faces_per_epoch"]) == (n, m, n + m)
     assert met["pool"]["fingerprint"] == pool.fingerprint() and met["pool"]["used"]

@@ -98,10 +98,12 @@ def test_backends_agree(factory, shape):
 
 
 @pytest.mark.parametrize("factory,shape", LAYERS, ids=IDS)
-def test_int_input_and_config_round_trip(factory, shape):
+def test_int_input_refused_and_config_round_trip(factory, shape):
     layer = factory()
     x = np.random.default_rng(2).integers(-3, 4, shape)
-    out = layer.forward(x)
+    with pytest.raises(TypeError, match=r"int64 input.*tinyface\.data\.to_float"):
+        layer.forward(x)                                 # integers (e.g. uint8 pixels) refused
+    out = layer.forward(x.astype(np.float64))            # other float dtypes are converted
     assert out.dtype == np.float32
     record = json.loads(json.dumps(layer.config()))      # JSON turns tuples into lists
     clone = build_layer(record)

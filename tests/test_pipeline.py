@@ -61,7 +61,7 @@ def test_cli_train_student_evaluate_and_errors(tmp_path, capsys):
     # the same model against a split of another size: one clear line
     assert main(["evaluate", "--student", out, *ARGS[:-6], "--lr-size", "16",
                  "--out", str(tmp_path / "ev2")]) == 2
-    assert "the model expects" in capsys.readouterr().err
+    assert "takes 8px faces" in capsys.readouterr().err
     # --resume with no checkpoint, and a missing data root: one line each
     assert main(["train-student", *ARGS, "--out", str(tmp_path / "none"), "--resume"]) == 2
     err = capsys.readouterr().err

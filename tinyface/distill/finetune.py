@@ -294,7 +294,8 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
         rec.update({k: v for k, v in parts.get(rec["epoch"], {}).items() if k != "epoch"})
     if out_dir is not None:       # fit wrote history.json without the loss parts
         write_json(Path(out_dir) / "history.json", history)
-    seconds = time.perf_counter() - t0
+    # this session's time, plus the epochs a resumed run had already done
+    seconds = time.perf_counter() - t0 + sum(r["seconds"] for r in history[:done])
 
     deployable = wrapper.deployable()
     metrics = evaluate_identification(deployable, split, "student")

@@ -361,13 +361,12 @@ class Residual(Module):
         if s.shape != y.shape:
             raise ValueError(f"Residual: body gives {y.shape} but the shortcut gives {s.shape}")
         z = y + s                                                  # (N, C', H', W')
-        self.cache = True
-        return self.act.forward(z) if self.act is not None else z
+        out = self.act.forward(z) if self.act is not None else z
+        return self.keep(out, True)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dz = self.act.backward(dout) if self.act is not None else self.check_grad(dout)
+        dout = self.check_dout(dout)                               # (N, C', H', W')
+        dz = self.act.backward(dout) if self.act is not None else dout
         dx = self.body.backward(dz)                                # (N, C, H, W)
         return dx + (self.shortcut.backward(dz) if self.shortcut is not None else dz)
 

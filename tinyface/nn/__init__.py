@@ -3,6 +3,11 @@
 Each layer holds ``params`` and ``grads`` dicts with matching keys (plus ``buffers``),
 runs ``forward(x)`` / ``backward(dout)`` through the active backend's ops, and is
 rebuilt from its JSON record by ``build_layer(layer.config())``.
+
+Inputs are float arrays with a batch axis, N >= 1 (integer dtypes such as the uint8
+faces of ``tinyface.data`` are refused: convert them with ``tinyface.data.to_float``).
+Bad constructor arguments, input shapes, empty batches and gradients whose shape is not
+the last forward's output raise one-line errors naming the layer (``nn/checks.py``).
 """
 from tinyface.nn.module import Module, Sequential, build_layer, register_layer, LAYER_TYPES
 from tinyface.nn.init import manual_seed

@@ -2,6 +2,7 @@
 import numpy as np
 
 from tinyface.backend import ops
+from tinyface.nn import checks
 from tinyface.nn.module import Module, register_layer
 
 
@@ -11,13 +12,11 @@ class ReLU(Module):
 
     def forward(self, x):
         x = self.check_input(x)
-        out, self.cache = ops.relu_forward(x)
-        return out
+        out, cache = ops.relu_forward(x)
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.relu_backward(self.check_grad(dout), self.cache)
+        return ops.relu_backward(self.check_dout(dout), self.cache)
 
 
 @register_layer
@@ -31,10 +30,8 @@ class PReLU(Module):
 
     def __init__(self, num_parameters=1, init=0.25):
         super().__init__()
-        self.num_parameters = int(num_parameters)
-        self.init = float(init)
-        if self.num_parameters < 1:
-            raise ValueError(f"num_parameters must be positive, got {num_parameters}")
+        self.num_parameters = checks.integer("PReLU", "num_parameters", num_parameters, 1)
+        self.init = checks.real("PReLU", "init", init)
         self.add_param("weight", np.full(self.num_parameters, self.init, dtype=np.float32))
 
     def get_args(self):
@@ -47,13 +44,11 @@ class PReLU(Module):
         else:
             x = self.check_input(x)
             if x.ndim < 1:
-                raise ValueError(f"{self!r}: expected input with a batch axis, got shape {x.shape}")
-        out, self.cache = ops.prelu_forward(x, self.params["weight"])
-        return out
+                raise ValueError(f"PReLU.forward: expected input with a batch axis, got shape {x.shape}")
+        out, cache = ops.prelu_forward(x, self.params["weight"])
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dx, dalpha = ops.prelu_backward(self.check_grad(dout), self.cache)
+        dx, dalpha = ops.prelu_backward(self.check_dout(dout), self.cache)
         self.grads["weight"] += dalpha
         return dx

@@ -11,6 +11,7 @@ takes per-side amounts and never pads channels: this one takes the target sizes.
 import numpy as np
 
 from tinyface.backend import ops
+from tinyface.nn import checks
 from tinyface.nn.module import Module, register_layer
 
 
@@ -24,9 +25,7 @@ class Affine2d(Module):
 
     def __init__(self, num_features):
         super().__init__()
-        self.num_features = int(num_features)
-        if self.num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
+        self.num_features = checks.integer("Affine2d", "num_features", num_features, 1)
         self.add_param("weight", np.ones(self.num_features, dtype=np.float32))
         self.add_param("bias", np.zeros(self.num_features, dtype=np.float32))
 
@@ -35,14 +34,11 @@ class Affine2d(Module):
 
     def forward(self, x):
         x = self.check_input(x, ndim=4, channels=self.num_features)
-        out, self.cache = ops.channel_affine_forward(x, self.params["weight"],
-                                                     self.params["bias"])
-        return out
+        out, cache = ops.channel_affine_forward(x, self.params["weight"], self.params["bias"])
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dx, dw, db = ops.channel_affine_backward(self.check_grad(dout), self.cache)
+        dx, dw, db = ops.channel_affine_backward(self.check_dout(dout), self.cache)
         self.grads["weight"] += dw
         self.grads["bias"] += db
         return dx
@@ -51,8 +47,8 @@ class Affine2d(Module):
 def _size_or_none(value, name):
     if value is None:
         return None
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"ZeroPad2d: {name} must be a positive int or None, got {value!r}")
+    if not checks.is_integer(value) or int(value) < 1:
+        raise ValueError(f"ZeroPad2d: {name} must be an integer >= 1 or None, got {value!r}")
     return int(value)
 
 
@@ -77,13 +73,11 @@ class ZeroPad2d(Module):
         target = tuple(have if want is None else want
                        for want, have in ((self.channels, C), (self.height, H), (self.width, W)))
         if any(t < h for t, h in zip(target, (C, H, W))):
-            raise ValueError(f"{self!r}: cannot pad an input of shape {tuple(x.shape)} down to "
+            raise ValueError(f"ZeroPad2d.forward: cannot pad an input of shape {tuple(x.shape)} down to "
                              f"(N, {target[0]}, {target[1]}, {target[2]}); every size must be "
                              f"at least the input's")
-        out, self.cache = ops.zero_pad_forward(x, *target)
-        return out
+        out, cache = ops.zero_pad_forward(x, *target)
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.zero_pad_backward(self.check_grad(dout), self.cache)
+        return ops.zero_pad_backward(self.check_dout(dout), self.cache)

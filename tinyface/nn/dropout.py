@@ -2,6 +2,7 @@
 import numpy as np
 
 from tinyface.backend import ops
+from tinyface.nn import checks
 from tinyface.nn.module import Module, register_layer
 
 
@@ -16,11 +17,8 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, seed=0):
         super().__init__()
-        p = float(p)
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = p
-        self.seed = int(seed)
+        self.p = checks.real("Dropout", "p", p, low=0.0, high=1.0, high_open=True)
+        self.seed = checks.integer("Dropout", "seed", seed, 0)
         self.rng = np.random.default_rng(self.seed)
 
     def get_args(self):
@@ -29,10 +27,8 @@ class Dropout(Module):
     def forward(self, x):
         x = self.check_input(x)
         call_seed = int(self.rng.integers(0, 2 ** 63)) if self.training else 0
-        out, self.cache = ops.dropout_forward(x, self.p, self.training, call_seed)
-        return out
+        out, cache = ops.dropout_forward(x, self.p, self.training, call_seed)
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.dropout_backward(self.check_grad(dout), self.cache)
+        return ops.dropout_backward(self.check_dout(dout), self.cache)

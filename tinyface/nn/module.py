@@ -14,6 +14,7 @@ prefixes exactly as PyTorch's ``state_dict`` does (``"0.weight"``, ``"3.running_
 import numpy as np
 
 from tinyface.backend import is_device_array
+from tinyface.nn import checks
 
 # layer type name -> class, filled by ``register_layer``; used to rebuild a model
 # from its JSON architecture record (see ``Module.config`` and ``build_layer``).
@@ -44,6 +45,7 @@ class Module:
         self._children = {}
         self.training = True
         self.cache = None
+        self.out_shape = None      # shape of the last forward's output (see ``keep``)
 
     # ----------------------------------------------------------------- compute
     def forward(self, x):
@@ -159,24 +161,28 @@ class Module:
         return f"{type(self).__name__}({args})"
 
     # -------------------------------------------------------------- checking
-    def check_input(self, x, ndim=None, channels=None, channel_axis=1):
-        """Return ``x`` as a C-contiguous float32 array, or raise a clear error.
+    def check_input(self, x, ndim=None, channels=None, channel_axis=1, where=None, what="input"):
+        """Return ``x`` as a C-contiguous float32 array, or raise a clear one-line error.
 
-        Other float/int dtypes are converted; complex/object/bool arrays are refused.
-        A wrong rank or channel count raises ``ValueError`` naming this layer, the
-        expected shape and the given shape. A GPU array (always float32, C-contiguous)
-        is checked the same way and passed through without a copy.
+        Float arrays of another precision are converted. Integer arrays are refused with
+        a ``TypeError`` pointing at ``tinyface.data.to_float`` (0..255 pixels cast to float
+        compute garbage); complex/object/bool arrays are refused too. A wrong rank or
+        channel count raises ``ValueError`` naming the layer (``where``, default
+        ``"<Layer>.forward"``), the expected shape and the given shape; so does an empty
+        batch (N = 0). A GPU array (always float32, C-contiguous) is checked the same way
+        and passed through without a copy. Only shapes and dtypes are read, never data.
         """
+        where = where or self._where("forward")
         if not is_device_array(x):
             x = np.asarray(x)
-        if x.dtype.kind not in "fiu":
-            raise TypeError(f"{self!r}: expected a float32 array, got dtype {x.dtype}")
+        checks.refuse_integer_dtype(where, x, what)
         if ndim is not None and x.ndim != ndim:
-            want = _shape_text(ndim, channels, channel_axis)
-            raise ValueError(f"{self!r}: expected input of shape {want}, got {x.shape}")
+            want = checks.shape_text(ndim, channels, channel_axis)
+            raise ValueError(f"{where}: expected input of shape {want}, got {tuple(x.shape)}")
         if channels is not None and x.shape[channel_axis] != channels:
-            want = _shape_text(x.ndim, channels, channel_axis)
-            raise ValueError(f"{self!r}: expected input of shape {want}, got {x.shape}")
+            want = checks.shape_text(x.ndim, channels, channel_axis)
+            raise ValueError(f"{where}: expected input of shape {want}, got {tuple(x.shape)}")
+        checks.refuse_empty_batch(where, x)
         if is_device_array(x):
             return x
         if x.dtype != np.float32 or not x.flags.c_contiguous:
@@ -187,12 +193,30 @@ class Module:
         """The upstream gradient as float32: a host array converted, a GPU array as is."""
         return dout if is_device_array(dout) else np.asarray(dout, dtype=np.float32)
 
+    def keep(self, out, cache):
+        """Store a forward's ``cache`` and its output's shape (which ``check_dout`` holds
+        the next backward's ``dout`` to); returns ``out``."""
+        self.cache = cache
+        self.out_shape = tuple(out.shape)
+        return out
 
-def _shape_text(ndim, channels, channel_axis=1):
-    names = {2: ["N", "C"], 3: ["N", "C", "L"], 4: ["N", "C", "H", "W"]}.get(ndim, ["d%d" % i for i in range(ndim)])
-    if channels is not None:
-        names[channel_axis] = str(channels)
-    return "(" + ", ".join(names) + ")"
+    def check_dout(self, dout):
+        """The upstream gradient as float32 (see ``check_grad``), after checking that a
+        forward came first (``RuntimeError``) and that ``dout`` has the shape of that
+        forward's output (``ValueError`` naming the layer and both shapes)."""
+        where = self._where("backward")
+        if self.cache is None:
+            raise RuntimeError(f"{where} called before forward: run forward(x) first "
+                               f"(moving a model with .to() also clears its caches)")
+        if not is_device_array(dout):
+            dout = np.asarray(dout)
+        out_shape = getattr(self, "out_shape", None)
+        if out_shape is not None:
+            checks.dout_matches(where, dout, out_shape)
+        return self.check_grad(dout)
+
+    def _where(self, method):
+        return f"{type(self).__name__}.{method}"
 
 
 @register_layer

@@ -8,17 +8,17 @@ ones with ``momentum``; in evaluation mode (``layer.eval()``) it uses the runnin
 import numpy as np
 
 from tinyface.backend import ops
+from tinyface.nn import checks
 from tinyface.nn.module import Module, register_layer
 
 
 class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
-        self.num_features = int(num_features)
-        self.eps = float(eps)
-        self.momentum = float(momentum)
-        if self.num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
+        name = type(self).__name__
+        self.num_features = checks.integer(name, "num_features", num_features, 1)
+        self.eps = checks.real(name, "eps", eps, low=0.0, low_open=True)
+        self.momentum = checks.real(name, "momentum", momentum, low=0.0, high=1.0)
         C = self.num_features
         self.add_param("weight", np.ones(C, dtype=np.float32))
         self.add_param("bias", np.zeros(C, dtype=np.float32))
@@ -33,15 +33,13 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         x = self.check_input(x, ndim=self._ndim(x), channels=self.num_features)
-        out, self.cache = ops.batchnorm_forward(
+        out, cache = ops.batchnorm_forward(
             x, self.params["weight"], self.params["bias"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps, self.training)
-        return out
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        dx, dgamma, dbeta = ops.batchnorm_backward(self.check_grad(dout), self.cache)
+        dx, dgamma, dbeta = ops.batchnorm_backward(self.check_dout(dout), self.cache)
         self.grads["weight"] += dgamma
         self.grads["bias"] += dbeta
         return dx

@@ -6,40 +6,43 @@ means ``stride = kernel_size``, as in PyTorch. Output size per axis:
 ``floor((H + 2 * padding - kernel) / stride) + 1``.
 """
 from tinyface.backend import ops
+from tinyface.nn import checks
 from tinyface.nn.module import Module, register_layer
 
 
-def _int_or_pair(v, name):
-    """Normalise an int or a 2-sequence (a JSON list after a config round trip)."""
-    if isinstance(v, (list, tuple)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        return (int(v[0]), int(v[1]))
-    return int(v)
+def _hw(v):
+    return v if isinstance(v, tuple) else (v, v)
 
 
 class _Pool2d(Module):
+    """kernel_size and stride are integers >= 1, padding an integer in [0, kernel // 2]
+    (PyTorch's rule), each an int or an (h, w) pair; N >= 1 at forward."""
     _op = None   # "maxpool2d" or "avgpool2d"
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _int_or_pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _int_or_pair(stride, "stride")
-        self.padding = _int_or_pair(padding, "padding")
+        name = type(self).__name__
+        self.kernel_size = checks.int_or_pair(name, "kernel_size", kernel_size, 1)
+        self.stride = (self.kernel_size if stride is None
+                       else checks.int_or_pair(name, "stride", stride, 1))
+        self.padding = checks.int_or_pair(name, "padding", padding, 0)
+        if any(p > k // 2 for p, k in zip(_hw(self.padding), _hw(self.kernel_size))):
+            raise ValueError(f"{name}: padding must be at most half the kernel size "
+                             f"{self.kernel_size}, got {padding!r}")
 
     def get_args(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
     def forward(self, x):
-        x = self.check_input(x, ndim=4)
-        out, self.cache = getattr(ops, self._op + "_forward")(
+        x = self.check_input(x, ndim=4)                                   # (N, C, H, W)
+        checks.window_fits(self._where("forward"), x.shape, _hw(self.kernel_size),
+                           _hw(self.stride), _hw(self.padding), what="window")
+        out, cache = getattr(ops, self._op + "_forward")(
             x, self.kernel_size, self.stride, self.padding)
-        return out
+        return self.keep(out, cache)                                      # (N, C, OH, OW)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return getattr(ops, self._op + "_backward")(self.check_grad(dout), self.cache)
+        return getattr(ops, self._op + "_backward")(self.check_dout(dout), self.cache)
 
 
 @register_layer
@@ -61,13 +64,11 @@ class GlobalAvgPool2d(Module):
 
     def forward(self, x):
         x = self.check_input(x, ndim=4)
-        out, self.cache = ops.global_avgpool_forward(x)
-        return out
+        out, cache = ops.global_avgpool_forward(x)
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.global_avgpool_backward(self.check_grad(dout), self.cache)
+        return ops.global_avgpool_backward(self.check_dout(dout), self.cache)
 
 
 @register_layer
@@ -77,12 +78,10 @@ class Flatten(Module):
     def forward(self, x):
         x = self.check_input(x)
         if x.ndim < 2:
-            raise ValueError(f"{self!r}: expected input of shape (N, ...) with at least 2 axes, "
-                             f"got {x.shape}")
-        out, self.cache = ops.flatten_forward(x)
-        return out
+            raise ValueError(f"Flatten.forward: expected input of shape (N, ...) with at least "
+                             f"2 axes, got {x.shape}")
+        out, cache = ops.flatten_forward(x)
+        return self.keep(out, cache)
 
     def backward(self, dout):
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return ops.flatten_backward(self.check_grad(dout), self.cache)
+        return ops.flatten_backward(self.check_dout(dout), self.cache)
