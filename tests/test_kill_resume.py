@@ -42,11 +42,14 @@ sys.exit(main(sys.argv[1:]))
 """
 
 ARGS = ["train-student", "--identities", "4", "--images-per-identity", "8", "--hr-size", "16",
-        "--lr-size", "8", "--batch-size", "16", "--epochs", "3"]
+        "--lr-size", "8", "--batch-size", "16", "--epochs", "3",
+        "--val-fraction", "0"]         # model.npz is then written every epoch, like the others
 
-# (file, n-th write of it): every file of the second epoch, and the final metrics
-CASES = [("model.npz", 2), ("history.json", 2), ("curves.png", 2), ("checkpoint.npz", 2),
-         ("metrics.json", 1)]
+# (file, n-th write of it): every file of the last epoch (a kill there used to leave a
+# stale model.npz beside a finished checkpoint), the checkpoint of a middle epoch, and
+# the final metrics
+CASES = [("model.npz", 3), ("history.json", 3), ("curves.png", 3), ("checkpoint.npz", 3),
+         ("checkpoint.npz", 2), ("metrics.json", 1)]
 
 
 def _run(out, kill=None, resume=False):
@@ -88,3 +91,12 @@ def test_killed_inside_a_write_then_resumed_ends_like_an_uninterrupted_run(
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     assert _metrics(tmp_path / "metrics.json") == _metrics(uninterrupted / "metrics.json")
+
+
+def test_killed_before_the_first_checkpoint_resume_says_so(tmp_path):
+    killed = _run(tmp_path, kill=("checkpoint.npz", 1))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run(tmp_path, resume=True)
+    assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
+    assert "no checkpoint to resume from" in resumed.stderr
+    assert _run(tmp_path).returncode == 0                  # a new run takes the stale lock

@@ -16,6 +16,7 @@ from tinyface.checkpoint import load_model, save_model
 from tinyface.cli import main
 from tinyface.pipeline import load_split, train_stream
 from tinyface.runlock import LOCK_NAME, FolderError, FolderLockedError, hold_folder
+import tinyface.train.epoch_files as epoch_files
 from tinyface.train import TrainConfig
 
 TINY = dict(synthetic={"n_identities": 5, "images_per_identity": 8}, cache_dir=False)
@@ -30,6 +31,21 @@ def quiet(_msg):
 def _student(out, epochs=2, **kwargs):
     return main(["train-student", *CLI_TINY, "--epochs", str(epochs), "--out", str(out),
                  *kwargs.get("extra", [])])
+
+
+def ctrl_c_in_epoch(monkeypatch, epoch):
+    """Make Ctrl-C strike while epoch ``epoch``'s files are written (at its curves, so
+    model.npz and history.json are new and the checkpoint is the epoch before's);
+    returns a function that lifts it."""
+    real = epoch_files.save_curves
+
+    def curves(history, path):
+        if len(history) == epoch:
+            raise KeyboardInterrupt
+        return real(history, path)
+
+    monkeypatch.setattr(epoch_files, "save_curves", curves)
+    return lambda: monkeypatch.setattr(epoch_files, "save_curves", real)
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +76,11 @@ def test_validation_zero_trains_on_every_face_and_keeps_the_last_epoch(split, tm
 
 
 def test_train_seconds_after_resume_is_the_total(split, tmp_path, monkeypatch):
-    import tinyface.train.epoch_files as files
-    real = files.save_curves
-
-    def stop_in_epoch_three(history, path):
-        if len(history) == 3:
-            raise KeyboardInterrupt
-        return real(history, path)
-
     cfg = TrainConfig(epochs=3, batch_size=16)
-    monkeypatch.setattr(files, "save_curves", stop_in_epoch_three)
+    lift = ctrl_c_in_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         train_stream(split, "student", cfg, tmp_path, log=quiet)
-    monkeypatch.setattr(files, "save_curves", real)
+    lift()
     res = train_stream(split, "student", cfg, tmp_path, log=quiet, resume=True)
     seconds = [r["seconds"] for r in res["history"]]
     assert len(seconds) == 3
@@ -189,37 +197,20 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys,
 
 
 def test_ctrl_c_says_the_checkpoint_is_intact_and_how_to_resume(tmp_path, capsys, monkeypatch):
-    import tinyface.train.epoch_files as files
-    real, calls = files.save_curves, []
-
-    def stop_in_epoch_two(history, path):
-        calls.append(len(history))
-        if len(history) == 2:
-            raise KeyboardInterrupt
-        return real(history, path)
-
-    monkeypatch.setattr(files, "save_curves", stop_in_epoch_two)
+    lift = ctrl_c_in_epoch(monkeypatch, 2)
     assert _student(tmp_path, epochs=3) == 130
     err = capsys.readouterr().err
     assert "checkpoint.npz (epoch 1 of 3) is intact" in err and "--resume" in err
     assert not (tmp_path / LOCK_NAME).exists()
-    monkeypatch.setattr(files, "save_curves", real)
+    lift()
     assert _student(tmp_path, epochs=3, extra=["--resume"]) == 0
 
 
 def test_resume_rewrites_a_missing_model_file(tmp_path, capsys, monkeypatch):
-    import tinyface.train.epoch_files as files
-    real = files.save_curves
-
-    def stop_in_epoch_two(history, path):
-        if len(history) == 2:
-            raise KeyboardInterrupt
-        return real(history, path)
-
-    monkeypatch.setattr(files, "save_curves", stop_in_epoch_two)
+    lift = ctrl_c_in_epoch(monkeypatch, 2)
     assert _student(tmp_path, epochs=2, extra=["--val-fraction", "0"]) == 130
     (tmp_path / "model.npz").unlink()                     # lost: the checkpoint is epoch 1
-    monkeypatch.setattr(files, "save_curves", real)
+    lift()
     assert _student(tmp_path, epochs=2, extra=["--val-fraction", "0", "--resume"]) == 0
     out = capsys.readouterr().out
     assert "rewrote" in out and "epoch 1; it held nothing" in out
@@ -263,3 +254,11 @@ def test_help_shows_each_default_once_and_never_none(command, capsys):
     assert not re.search(r"\(default[^)]*\) \(default:", text), text
     if command == "bench":
         assert "(default: 10)" in text                       # --reps
+
+
+def test_a_file_output_under_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    code = main(["data", "show", "--identities", "2", "--images-per-identity", "2",
+                 "--out", str(tmp_path / "f" / "montage.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err

@@ -3,7 +3,7 @@ something.
 
 ``argparse.ArgumentDefaultsHelpFormatter`` appends ``(default: X)`` to every option; this
 one leaves it out where it would mislead or repeat: a None default (the help text says
-what happens then), an on/off flag, and a help text that already names its default.
+what happens then), an on/off flag, and a help text that already says ``(default ...)``.
 """
 import argparse
 
@@ -15,6 +15,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if (action.default is None or action.default is argparse.SUPPRESS
                 or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
-                or "default" in text or (not action.option_strings and action.nargs != "?")):
+                or "(default" in text or (not action.option_strings and action.nargs != "?")):
             return text
         return super()._get_help_string(action)
