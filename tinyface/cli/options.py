@@ -1,7 +1,10 @@
 """Options shared by the training and evaluation commands, and their translation."""
+import os
 import sys
 
 from tinyface.cli import CLIError
+from tinyface.train import CHECKPOINT_FILE
+from tinyface.train.resume import checkpoint_epoch
 
 DATA_CHOICES = ["synthetic", "orl", "lfw", "folder"]
 
@@ -66,10 +69,6 @@ def interrupted_note(args):
 
 def interrupted_training(args):
     """What Ctrl-C left of a training run, and how to continue it."""
-    import os
-
-    from tinyface.train import CHECKPOINT_FILE
-    from tinyface.train.resume import checkpoint_epoch
     path = os.path.join(args.out, CHECKPOINT_FILE)
     epoch = checkpoint_epoch(path)
     if epoch is None:
@@ -135,7 +134,6 @@ def log(msg):
 
 def tee_log(out_dir, name="log.txt"):
     """A ``log`` that prints and also appends each line to ``OUT/log.txt``."""
-    import os
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, name)
 

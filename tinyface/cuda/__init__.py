@@ -52,7 +52,7 @@ MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "loss
            "normalize", "affine", "pad", "arrays", "optim"]
 
 # the kernel modules the PTX test compiles (each has a ``PTX_SIGNATURES`` dict)
-KERNEL_MODULES = ["gemm", "reduce", "arrays", "conv", "linear", "batchnorm", "activation",
+KERNEL_MODULES = ["gemm", "reduce", "elementwise", "conv", "linear", "batchnorm", "activation",
                   "pool", "dropout", "losses", "normalize", "affine", "pad", "optim"]
 
 HOW_TO_CPU = ("run on the CPU with --device cpu (tinyface.backend.set_backend('numba')), or set "

@@ -20,12 +20,14 @@ Device dtypes: activations, parameters and gradients are float32; labels int64;
 batch-norm statistics float64. A float64 host array is cast to float32 on the way up.
 """
 import contextlib
-import math
 
 import numpy as np
 from numba import cuda
 
-from tinyface.cuda.launch import SIMULATOR, TPB, blocks
+from tinyface.cuda.elementwise import (add_kernel, axpy_kernel, cast_kernel,
+                                       count_nonfinite_kernel, fill_kernel, launch_1d,
+                                       scale_kernel)
+from tinyface.cuda.launch import SIMULATOR
 
 _COUNTS = {"to_device": 0, "to_host": 0}
 _STRICT = [False]
@@ -65,65 +67,6 @@ def _implicit(direction, what):
             f"{what}: a GPU DeviceTensor was handed to host (NumPy) code; copy it with "
             f"t.copy_to_host(), or run the layer on the GPU (set_backend('cuda'))")
     _COUNTS[direction] += 1
-
-
-# ------------------------------------------------------------------ elementwise kernels
-@cuda.jit
-def fill_kernel(y, value):
-    """y[i] = value. y: (n,); grid: blocks(n); block: TPB."""
-    i = cuda.grid(1)
-    if i < y.size:                                   # bounds guard: the last block overhangs
-        y[i] = value
-
-
-@cuda.jit
-def axpy_kernel(a, x, y):
-    """y[i] += a * x[i]. x, y: (n,) float32; a: float32. grid: blocks(n); block: TPB."""
-    i = cuda.grid(1)
-    if i < y.size:
-        y[i] += a * x[i]
-
-
-@cuda.jit
-def add_kernel(x, y, z):
-    """z[i] = x[i] + y[i]. x, y, z: (n,) float32. grid: blocks(n); block: TPB."""
-    i = cuda.grid(1)
-    if i < z.size:
-        z[i] = x[i] + y[i]
-
-
-@cuda.jit
-def scale_kernel(a, x, y):
-    """y[i] = a * x[i]. x, y: (n,) float32; a: float32. grid: blocks(n); block: TPB."""
-    i = cuda.grid(1)
-    if i < y.size:
-        y[i] = a * x[i]
-
-
-@cuda.jit
-def cast_kernel(src, dst):
-    """dst[i] = src[i], converted to dst's dtype. grid: blocks(n); block: TPB."""
-    i = cuda.grid(1)
-    if i < dst.size:
-        dst[i] = src[i]
-
-
-@cuda.jit
-def count_nonfinite_kernel(x, count):
-    """count[0] += number of NaN/inf in x. x: (n,) float32; count: (1,) int64.
-
-    One atomic add per non-finite element (there are none in a healthy run).
-    grid: blocks(n); block: TPB.
-    """
-    i = cuda.grid(1)
-    if i < x.size:
-        if math.isnan(x[i]) or math.isinf(x[i]):
-            cuda.atomic.add(count, 0, 1)
-
-
-def _launch_1d(kernel, n, *args):
-    if n:
-        kernel[blocks(n), TPB](*args)
 
 
 # --------------------------------------------------------------------- DeviceTensor
@@ -225,7 +168,7 @@ class DeviceTensor:
         return out
 
     def fill(self, value):
-        _launch_1d(fill_kernel, self.size, self.data.reshape(self.size), self.dtype.type(value))
+        launch_1d(fill_kernel, self.size, self.data.reshape(self.size), self.dtype.type(value))
         return self
 
     def __iadd__(self, other):
@@ -240,7 +183,7 @@ class DeviceTensor:
         if other.shape != self.shape:
             raise ValueError(f"+: shapes {self.shape} and {other.shape} differ")
         out = empty(self.shape, self.dtype)
-        _launch_1d(add_kernel, self.size, self.data.reshape(self.size),
+        launch_1d(add_kernel, self.size, self.data.reshape(self.size),
                    other.data.reshape(self.size), out.data.reshape(self.size))
         return out
 
@@ -252,7 +195,7 @@ class DeviceTensor:
         if not np.isscalar(a) or isinstance(a, (bool, np.bool_, str)):
             return NotImplemented
         out = empty(self.shape, self.dtype)
-        _launch_1d(scale_kernel, self.size, self.dtype.type(a), self.data.reshape(self.size),
+        launch_1d(scale_kernel, self.size, self.dtype.type(a), self.data.reshape(self.size),
                    out.data.reshape(self.size))
         return out
 
@@ -261,7 +204,7 @@ class DeviceTensor:
     def all_finite(self):
         """True when no element is NaN or inf (counted on the GPU; one int comes back)."""
         count = cuda.to_device(np.zeros(1, dtype=np.int64))
-        _launch_1d(count_nonfinite_kernel, self.size, self.data.reshape(self.size), count)
+        launch_1d(count_nonfinite_kernel, self.size, self.data.reshape(self.size), count)
         return int(count.copy_to_host()[0]) == 0
 
 
@@ -342,7 +285,7 @@ def as_device(x, what, dtype=np.float32):
 
 def axpy(a, x, y):
     """y += a * x, in place (DeviceTensors of one shape)."""
-    _launch_1d(axpy_kernel, y.size, y.dtype.type(a), x.data.reshape(x.size),
+    launch_1d(axpy_kernel, y.size, y.dtype.type(a), x.data.reshape(x.size),
                y.data.reshape(y.size))
     return y
 
@@ -350,7 +293,7 @@ def axpy(a, x, y):
 def cast(src, dtype=np.float32):
     """A new DeviceTensor: ``src`` converted to ``dtype`` on the GPU."""
     out = empty(src.shape, dtype)
-    _launch_1d(cast_kernel, src.size, src.data.reshape(src.size), out.data.reshape(src.size))
+    launch_1d(cast_kernel, src.size, src.data.reshape(src.size), out.data.reshape(src.size))
     return out
 
 
@@ -416,15 +359,3 @@ def module_to(module, device):
 
     visit(module)
     return module
-
-
-# CUDA kernels and the signatures they are launched with (compiled by the PTX test)
-PTX_SIGNATURES = {
-    "fill_kernel": ["void(float32[::1], float32)", "void(float64[::1], float64)",
-                    "void(int64[::1], int64)"],
-    "axpy_kernel": ["void(float32, float32[::1], float32[::1])"],
-    "add_kernel": ["void(float32[::1], float32[::1], float32[::1])"],
-    "scale_kernel": ["void(float32, float32[::1], float32[::1])"],
-    "cast_kernel": ["void(float64[::1], float32[::1])"],
-    "count_nonfinite_kernel": ["void(float32[::1], int64[::1])"],
-}
