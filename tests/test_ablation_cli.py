@@ -147,7 +147,7 @@ def test_command_line_defaults_are_the_settings_defaults():
     # the parser repeats each default for --help: they must be AblationSettings' own
     from tinyface.cli import build_parser
     from tinyface.cli.ablation import settings_from_args
-    from tinyface.distill.ablation import AblationSettings
+    from tinyface.experiments.ablation import AblationSettings
     args = build_parser().parse_args(["ablation"])
     assert settings_from_args(args).to_dict() == AblationSettings().to_dict()
 

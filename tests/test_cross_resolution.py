@@ -11,11 +11,11 @@ from tinyface.distill.cross_resolution import (CrossResolutionStudent, cross_res
                                                cross_scores, gallery_descriptors,
                                                verify_cross_resolution, verify_two_sided)
 from tinyface.distill.model import DistillStudent
-from tinyface.distill.verification import (DisjointPairs, synthetic_pairs, verify_disjoint,
+from tinyface.eval.disjoint import (DisjointPairs, synthetic_pairs, verify_disjoint,
                                            verify_embeddings)
 from tinyface.eval import embed_images
 from tinyface.models import build_model, build_student
-from tinyface.pipeline.deployment import PAPER_STUDENT_BYTES
+from tinyface.models.zoo import PAPER_STUDENT_BYTES
 
 TRUNK = [4, "M", 8]
 

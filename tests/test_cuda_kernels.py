@@ -3,11 +3,11 @@ numba's CUDA simulator (no GPU needed).
 
 ``NUMBA_ENABLE_CUDASIM=1`` must be set before numba is imported, and this pytest
 session has imported numba normally, so the checks run once in a child process
-(``python -m tinyface.cuda.selfcheck kernels``, tiny shapes, ~20-40 s on 2 cores) and
+(``python -m tinyface.checks.ops kernels``, tiny shapes, ~20-40 s on 2 cores) and
 each test below reads its part of the result. Tolerances (error relative to each
 tensor's largest value): exact for ReLU, max pooling, flatten and the dropout mask;
 1e-6 elementwise; 1e-5 for float64 reductions (batch norm, losses); 1e-4 for the
-GEMM-based conv and linear. See ``tinyface/cuda/selfcheck.py``.
+GEMM-based conv and linear. See ``tinyface/checks/ops.py``.
 """
 import subprocess
 import sys
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tinyface.cuda import cuda_available, simulator_enabled
-from tinyface.cuda.selfcheck import CHECK_NAMES, format_rows, run_in_simulator
+from tinyface.checks.ops import CHECK_NAMES, format_rows, run_in_simulator
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_no_gpu_is_one_line_with_the_cpu_alternative():
         require_cuda()
     msg = str(info.value)
     assert "\n" not in msg and "--device cpu" in msg and "NUMBA_ENABLE_CUDASIM" in msg
-    proc = subprocess.run([sys.executable, "-m", "tinyface.cuda.selfcheck"],
+    proc = subprocess.run([sys.executable, "-m", "tinyface.checks.ops"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -1,7 +1,7 @@
 """``tinyface.train.fit`` on the CUDA backend matches the CPU backend, under numba's
 CUDA simulator: the same epoch loss, the same weights after the run, a ``model.npz``
 that reads back on the CPU with the GPU's weights, and no implicit host <-> device copy
-(``tinyface.cuda.traincheck``, in a child process with ``NUMBA_ENABLE_CUDASIM=1``).
+(``tinyface.checks.training``, in a child process with ``NUMBA_ENABLE_CUDASIM=1``).
 
 One epoch of two SGD steps of the shrunken student (4x4 faces, a quarter of the
 width), so that the simulator takes about a minute. Adam's weights are not compared
@@ -15,14 +15,14 @@ import sys
 
 import pytest
 
-from tinyface.cuda.selfcheck import TOL, format_rows
+from tinyface.checks.ops import TOL, format_rows
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     path = tmp_path_factory.mktemp("traincheck") / "result.json"
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "tinyface.cuda.traincheck", "--optimizer",
+    proc = subprocess.run([sys.executable, "-m", "tinyface.checks.training", "--optimizer",
                            "sgd", "--json", str(path)], env=env, capture_output=True,
                           text=True, timeout=600)
     if not path.exists():

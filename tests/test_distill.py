@@ -6,9 +6,10 @@ import pytest
 from tinyface.checkpoint import load_model
 from tinyface.distill import (VARIANTS, DistillStep, DistillStudent, FeatureBank, copy_model,
                               extract_bank, finetune, finetune_config, make_weights)
-from tinyface.distill.verification import disjoint_pairs, verify_disjoint
+from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
 from tinyface.models import FaceNet
-from tinyface.pipeline import load_split, train_stream
+from tinyface.data import load_split
+from tinyface.experiments import train_stream
 from tinyface.select import select
 from tinyface.train import TrainConfig, make_optimizer
 
@@ -120,7 +121,7 @@ def test_bank_mismatch_errors_name_both_numbers(bank, split, teacher):
 
 
 def _dummy_student(split):
-    from tinyface.pipeline.streams import build_stream_model
+    from tinyface.experiments.streams import build_stream_model
     return build_stream_model(split, "student", seed=0)
 
 

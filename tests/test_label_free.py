@@ -11,8 +11,8 @@ from tinyface.data import identification_split, load_dataset
 from tinyface.distill import DistillStep, FeatureBank, finetune, finetune_config
 from tinyface.distill.label_free import (UnlabelledPool, label_free_pool, make_pool,
                                          pool_lr_faces, pool_signature, pool_source_faces)
-from tinyface.distill.verification import disjoint_pairs
-from tinyface.pipeline import load_split
+from tinyface.eval.disjoint import disjoint_pairs
+from tinyface.data import load_split
 from tinyface.train.resume import ResumeMismatchError
 
 quiet = lambda msg: None  # noqa: E731
@@ -134,7 +134,7 @@ def test_pool_faces_are_made_as_the_splits(lfw):
 # ----------------------------------------------------------------- finetune
 @pytest.fixture(scope="module")
 def tiny():
-    from tinyface.pipeline.streams import build_stream_model
+    from tinyface.experiments.streams import build_stream_model
     split = load_split("synthetic", hr_size=16, lr_size=8, cache_dir=False,
                        synthetic={"n_identities": 5, "images_per_identity": 6})
     rng = np.random.default_rng(0)
@@ -269,7 +269,7 @@ def test_pool_runs_are_deterministic_and_depend_on_the_targets(tiny):
 
 
 def test_label_free_epochs_and_start_enter_only_the_runs_they_change(tiny):
-    from tinyface.distill.settings import AblationSettings, run_signature
+    from tinyface.experiments.settings import AblationSettings, run_signature
     import dataclasses
     split, bank, pool, _ = tiny
     bank = dataclasses.replace(bank, meta=dict(bank.meta, key="k"))

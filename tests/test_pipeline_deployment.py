@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tinyface.models import STUDENT_MAX_PARAMS, build_model, build_student, student_spec
-from tinyface.pipeline.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
+from tinyface.experiments.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
                                           deployment_report, format_deployment, model_memory,
                                           measure_throughput)
 

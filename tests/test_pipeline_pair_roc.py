@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tinyface.distill.verification import DisjointPairs
+from tinyface.eval.disjoint import DisjointPairs
 from tinyface.eval import auc, embed_images, roc_curve
-from tinyface.pipeline.pair_roc import pair_roc
+from tinyface.eval.pair_roc import pair_roc
 
 
 class ColourNet:

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from tinyface.checkpoint import save_model
-from tinyface.pipeline import load_split, train_stream
-from tinyface.pipeline.trained import load_trained, split_differences
+from tinyface.data import load_split
+from tinyface.experiments import train_stream
+from tinyface.experiments.trained import load_trained, split_differences
 from tinyface.train import TrainConfig
 
 TINY = dict(synthetic={"n_identities": 5, "images_per_identity": 6}, cache_dir=False)

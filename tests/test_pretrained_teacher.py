@@ -137,14 +137,14 @@ def stand_in(monkeypatch):
 
 @pytest.fixture(scope="module")
 def split():
-    from tinyface.pipeline import load_split
+    from tinyface.data import load_split
     return load_split("synthetic", hr_size=32, lr_size=8, cache_dir=False,
                       synthetic={"n_identities": 5, "images_per_identity": 8})
 
 
 def test_frozen_teacher_bank_rows_and_cache_keys(stand_in, split, tmp_path):
     from tinyface.distill.frozen_teacher import FrozenTeacher
-    from tinyface.distill.settings import AblationSettings
+    from tinyface.experiments.settings import AblationSettings
     from tinyface.distill.softmax_head import cross_val_logits
     from tinyface.models.pretrained import embed_faces
     settings = AblationSettings(head_penalties=(1e-3, 1e-2))
@@ -193,7 +193,7 @@ def test_frozen_teacher_bank_rows_and_cache_keys(stand_in, split, tmp_path):
 def test_frozen_teacher_pooled_layer_regresses_standardised_trunk_features(stand_in, split,
                                                                           tmp_path):
     from tinyface.distill.frozen_teacher import FrozenTeacher
-    from tinyface.distill.settings import AblationSettings
+    from tinyface.experiments.settings import AblationSettings
     from tinyface.models.pretrained import embed_faces
     emb = FrozenTeacher("dlib-resnet", split, AblationSettings(head_penalties=(1e-3,)),
                         tmp_path, log=quiet).bank(tmp_path / "bank.npz")
@@ -217,7 +217,7 @@ RES_STAND_IN = dict(STAND_IN, norm="affine", embedding_bias=False,
 
 def test_frozen_teacher_with_its_last_block_tuned(stand_in, split, tmp_path):
     from tinyface.distill.frozen_teacher import FrozenTeacher
-    from tinyface.distill.settings import AblationSettings
+    from tinyface.experiments.settings import AblationSettings
     stand_in["spec"] = RES_STAND_IN
     frozen = FrozenTeacher("dlib-resnet", split, AblationSettings(), tmp_path, log=quiet)
     lines = []
@@ -325,9 +325,9 @@ def test_dlib_teacher_on_a_few_synthetic_faces(tmp_path):
     """dlib's network itself (~20 s on 2 cores): 128-d raw descriptors in the bank, the
     same as embed_faces gives, out-of-fold logits, rows in range."""
     from tinyface.distill.frozen_teacher import FrozenTeacher
-    from tinyface.distill.settings import AblationSettings
+    from tinyface.experiments.settings import AblationSettings
     from tinyface.models.pretrained import embed_faces
-    from tinyface.pipeline import load_split
+    from tinyface.data import load_split
     small = load_split("synthetic", hr_size=32, lr_size=8, cache_dir=False,
                        synthetic={"n_identities": 4, "images_per_identity": 6})
     ft = FrozenTeacher("dlib-resnet", small, AblationSettings(head_penalties=(1e-3,)),

@@ -14,7 +14,8 @@ import pytest
 import tinyface.atomic
 from tinyface.checkpoint import load_model, save_model
 from tinyface.cli import main
-from tinyface.pipeline import load_split, train_stream
+from tinyface.data import load_split
+from tinyface.experiments import train_stream
 from tinyface.runlock import LOCK_NAME, FolderError, FolderLockedError, hold_folder
 import tinyface.train.epoch_files as epoch_files
 from tinyface.train import TrainConfig

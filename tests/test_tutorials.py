@@ -120,7 +120,7 @@ def test_teacher_features_of_a_trained_teacher():
     from tinyface.eval import embed_images, logits_of
     from tinyface.models import build_model
     from tinyface.models.zoo import teacher_lite_spec
-    from tinyface.pipeline import load_split
+    from tinyface.data import load_split
     split = load_split("synthetic", hr_size=32, lr_size=8, seed=0,
                        synthetic={"n_identities": 3, "images_per_identity": 4, "family_size": 1})
     teacher = build_model(teacher_lite_spec(split.num_classes, 32), seed=0)

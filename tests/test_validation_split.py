@@ -7,8 +7,8 @@ import pytest
 
 from tinyface.data import carve_validation, identification_split, load_dataset, split_from_meta
 from tinyface.distill.label_free import label_free_pool
-from tinyface.distill.verification import disjoint_pairs
-from tinyface.pipeline import load_split
+from tinyface.eval.disjoint import disjoint_pairs
+from tinyface.data import load_split
 
 from test_label_free import LFW_PAIRS, PEOPLE
 

@@ -4,6 +4,7 @@ A crash or an exception mid-write leaves the previous file intact (or no file) a
 partial or temporary file behind. Checkpoints, caches, histories and plots use it.
 """
 import json
+from pathlib import Path
 import os
 import secrets
 
@@ -60,6 +61,11 @@ def write_json_atomic(path, obj, indent=1):
     """Write ``obj`` as JSON atomically; NumPy scalars and arrays become plain values."""
     text = json.dumps(obj, indent=indent, default=json_default)
     return write_bytes_atomic(path, text.encode())
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON atomically (temporary file, then rename); returns the Path."""
+    return Path(write_json_atomic(path, obj))
 
 
 def savez_atomic(path, arrays):

@@ -86,7 +86,7 @@ def load_faces(args, quick_faces=QUICK_FACES):
     """``(split, root)``: the HR/LR ``FaceSplit`` of this run (``choose_data``, ``--seed``,
     ``--cache``; ``quick_faces`` sets the synthetic faces of ``--quick``) and the real-data
     folder it came from (None for synthetic faces). ``split.meta["data"]`` names the data."""
-    from tinyface.pipeline import load_split
+    from tinyface.data import load_split
     data, root = choose_data(args)
     split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache,
                        synthetic=quick_faces if data == "synthetic" and args.quick else None)
@@ -215,7 +215,7 @@ def teacher_width(choice, num_classes=1):
         return int(dlib_resnet_spec()["embedding_dim"])
     path = choice and (choice if choice.endswith(".npz") else os.path.join(choice, "model.npz"))
     if path and os.path.isfile(path):
-        from tinyface.pipeline import load_stream
+        from tinyface.experiments import load_stream
         return int(load_stream(path).embedding_dim)
     return int(teacher_lite_spec(num_classes)["embedding_dim"])
 

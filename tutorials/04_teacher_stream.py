@@ -250,9 +250,10 @@ def main():
     from tinyface.losses import softmax_cross_entropy_loss
     from tinyface.models import build_model, build_student, spec_by_name, summary, totals
     from tinyface.models.zoo import TEACHER_STAGES
-    from tinyface.pipeline import evaluate_identification, train_stream
-    from tinyface.pipeline.streams import build_stream_model
-    from tinyface.pipeline.trained import load_trained
+    from tinyface.eval import evaluate_identification
+    from tinyface.experiments import train_stream
+    from tinyface.experiments.streams import build_stream_model
+    from tinyface.experiments.trained import load_trained
     from tinyface.train import TrainConfig, fit, save_curves
 
     print("\nPart 1: a pretrained teacher, dlib's ResNet, loaded step by step")

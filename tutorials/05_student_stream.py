@@ -71,12 +71,13 @@ def main():
     from tinyface.losses import softmax_cross_entropy_loss
     from tinyface.models import STUDENT_MAX_PARAMS, build_student, format_summary, summary
     from tinyface.models.zoo import STUDENT_STAGES
-    from tinyface.pipeline import evaluate_identification, train_stream
-    from tinyface.pipeline.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
+    from tinyface.eval import evaluate_identification
+    from tinyface.experiments import train_stream
+    from tinyface.experiments.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
                                               deployment_report, format_deployment,
                                               measure_throughput)
-    from tinyface.pipeline.streams import build_stream_model
-    from tinyface.pipeline.trained import load_trained
+    from tinyface.experiments.streams import build_stream_model
+    from tinyface.experiments.trained import load_trained
     from tinyface.train import TrainConfig, save_curves
     from tinyface.train.config import LR_MAX_SHIFT
 

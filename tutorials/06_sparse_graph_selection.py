@@ -58,10 +58,10 @@ import numpy as np  # noqa: E402
 
 from tinyface import tutorial  # noqa: E402
 from tinyface.distill import FeatureBank, extract_bank, make_weights  # noqa: E402
-from tinyface.distill.ablation import AblationSettings, load_teacher  # noqa: E402
+from tinyface.experiments.ablation import AblationSettings, load_teacher  # noqa: E402
 from tinyface.distill.frozen_teacher import FrozenTeacher  # noqa: E402
-from tinyface.distill.figures import plot_graph, plot_selection_montage  # noqa: E402
-from tinyface.pipeline import load_split  # noqa: E402
+from tinyface.experiments.figures import plot_graph, plot_selection_montage  # noqa: E402
+from tinyface.data import load_split  # noqa: E402
 from tinyface.select import objective, redundancy_graph, select, target_counts  # noqa: E402
 from tinyface.select.solver import gradient, solve  # noqa: E402
 

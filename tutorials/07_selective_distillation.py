@@ -60,11 +60,11 @@ from tinyface.checkpoint import load_model  # noqa: E402
 from tinyface.data import to_float  # noqa: E402
 from tinyface.distill import (VARIANTS, DistillStep, DistillStudent, FeatureBank,  # noqa: E402
                               make_weights)
-from tinyface.distill.ablation import AblationSettings, cached_selection, run_ablation  # noqa: E402
-from tinyface.distill.report import ROW_NAMES, TEACHER_ROWS  # noqa: E402
+from tinyface.experiments.ablation import AblationSettings, cached_selection, run_ablation  # noqa: E402
+from tinyface.experiments.report import ROW_NAMES, TEACHER_ROWS  # noqa: E402
 from tinyface.gradcheck import numerical_gradient  # noqa: E402
 from tinyface.models import build_model, student_spec  # noqa: E402
-from tinyface.pipeline import load_split  # noqa: E402
+from tinyface.data import load_split  # noqa: E402
 
 QUICK_FACES = {"n_identities": 16, "images_per_identity": 20, "family_size": 1}
 QUICK_PAIRS = {"n_identities": 20, "images_per_identity": 4, "pairs_per_fold": 6}

@@ -119,18 +119,19 @@ def main():
                                                    verify_cross_resolution)
     from tinyface.distill.finetune import init_adapter_lstsq
     from tinyface.distill.frozen_teacher import FrozenTeacher
-    from tinyface.distill.settings import AblationSettings
-    from tinyface.distill.verification import disjoint_pairs, verify_disjoint
+    from tinyface.experiments.settings import AblationSettings
+    from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
     from tinyface.eval import (accuracy_at, auc, best_threshold, cmc_curve, embed_images,
                                gallery_identification, l2_normalize, plots, roc_curve,
                                tar_at_far, topk_accuracy)
     from tinyface.models import build_student
-    from tinyface.pipeline import evaluate_identification, train_stream
-    from tinyface.pipeline.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
+    from tinyface.eval import evaluate_identification
+    from tinyface.experiments import train_stream
+    from tinyface.experiments.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
                                               PAPER_STUDENT_MB, deployment_report,
                                               format_deployment, measure_throughput)
-    from tinyface.pipeline.pair_roc import pair_roc
-    from tinyface.pipeline.trained import load_trained
+    from tinyface.eval.pair_roc import pair_roc
+    from tinyface.experiments.trained import load_trained
     from tinyface.train import TrainConfig
     from tinyface.train.config import LR_MAX_SHIFT
 

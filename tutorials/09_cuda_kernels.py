@@ -55,7 +55,7 @@ def gemm_toy(t):
 
 def op_checks(t, quick):
     """Step 2: every CUDA op against the Numba CPU kernel."""
-    from tinyface.cuda.selfcheck import run_op_checks
+    from tinyface.checks.ops import run_op_checks
     t.section("2. every CUDA op against the Numba CPU kernel")
     shapes = "real" if (MODE == "gpu" and not quick) else "tiny"
     print("shapes: " + ("the real student and teacher layers" if shapes == "real"
@@ -93,7 +93,7 @@ def plot_errors(t, worst):
 
 def training_step(t):
     """Step 3: one student step on both tiers."""
-    from tinyface.cuda.selfcheck import TOL, step_check
+    from tinyface.checks.ops import TOL, step_check
     t.section("3. one training step on the GPU against the CPU")
     step = step_check(steps=1, seed=t.args.seed)
     print(f"student (shrunk for the simulator: {step['spec']['stages']}), batch {step['batch']}: "

@@ -3,7 +3,7 @@
 1. **Correct first.** Every CUDA op, forward and backward, against the Numba CPU
    kernel at the real layer shapes (the reference student at batch 256 and teacher at
    batch 32, as ``bench kernels`` uses), then two training steps of the real student on
-   both tiers (``tinyface.cuda.selfcheck``). Nothing is timed if a check fails.
+   both tiers (``tinyface.checks.ops``). Nothing is timed if a check fails.
 2. **Then fast.** Per-op times with CUDA events (median of ``reps``, after warm-up, so
    JIT compilation is never timed), in GFLOP/s for conv and linear and GB/s for the
    rest; the student's inference faces/s at batch 1 and 1,024 (the aim on a data-centre
@@ -109,7 +109,7 @@ def throughput(reps, seed, log):
     from tinyface import losses
     from tinyface.cuda.arrays import module_to, reset_transfer_counts, to_device, transfer_counts
     from tinyface.cuda.optim import DeviceSGD
-    from tinyface.cuda.selfcheck import cuda_ops
+    from tinyface.checks.ops import cuda_ops
     from tinyface.models import build_student, build_teacher
 
     rng = np.random.default_rng(seed)
@@ -172,7 +172,7 @@ def _run(reps, quick, seed, log):
                 "or time the CPU with python -m tinyface bench kernels. Correctness under the "
                 "simulator: python -m pytest tests/test_cuda_kernels.py tests/test_cuda_step.py"}
     from tinyface.bench.networks import reference_student, reference_teacher
-    from tinyface.cuda import selfcheck
+    from tinyface.checks import ops as selfcheck
 
     log(f"device: {reason}")
     log("1/3 correctness: every CUDA op against the Numba CPU kernel at the real layer shapes ...")
@@ -204,7 +204,7 @@ def format_report(result):
     """Markdown tables of a ``run_cuda_bench`` result (or its one-line reason)."""
     if not result.get("available"):
         return f"CUDA bench skipped: {result['reason']}"
-    from tinyface.cuda.selfcheck import format_rows, worst_by_check
+    from tinyface.checks.ops import format_rows, worst_by_check
     lines = [f"device: {result['device']}", ""]
     bad = [r for r in result["checks"] + result["step"]["rows"] if not r["ok"]]
     worst = worst_by_check(result["checks"])

@@ -172,7 +172,7 @@ def _numbers(text, option):
 
 def settings_from_args(args):
     from tinyface.distill import VARIANTS, check_ratio
-    from tinyface.distill.ablation import AblationSettings
+    from tinyface.experiments.ablation import AblationSettings
     try:
         check_ratio(args.ratio)
     except ValueError as exc:
@@ -214,7 +214,7 @@ def settings_from_args(args):
 
 def run(args):
     from tinyface.data import DataError
-    from tinyface.distill.ablation import run_ablation
+    from tinyface.experiments.ablation import run_ablation
     from tinyface.train import TrainingDiverged
     if args.quick:
         _apply_quick(args)

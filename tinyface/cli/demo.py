@@ -30,8 +30,10 @@ def run(args):
     from tinyface.cli.evaluate import format_identification
     from tinyface.cli.options import log
     from tinyface.eval import plots
-    from tinyface.pipeline import evaluate_identification, load_split, train_stream
-    from tinyface.pipeline.streams import write_json
+    from tinyface.eval import evaluate_identification
+    from tinyface.data import load_split
+    from tinyface.experiments import train_stream
+    from tinyface.atomic import write_json
     from tinyface.train import TrainConfig
     from tinyface.train.config import LR_MAX_SHIFT
     t0 = time.perf_counter()

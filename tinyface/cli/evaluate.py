@@ -41,7 +41,7 @@ def register(sub):
 def _load(path, split, stream):
     """The trained ``stream`` at ``path``, checked against ``split``
     (``pipeline.load_trained``: its stream, identities, sizes and recorded split)."""
-    from tinyface.pipeline.trained import load_trained
+    from tinyface.experiments.trained import load_trained
     try:
         return load_trained(path, split, stream).model
     except (FileNotFoundError, ValueError) as exc:
@@ -53,8 +53,8 @@ def run(args):
     from pathlib import Path
 
     from tinyface.eval import plots
-    from tinyface.pipeline import evaluate_identification
-    from tinyface.pipeline.streams import write_json
+    from tinyface.eval import evaluate_identification
+    from tinyface.atomic import write_json
     out = Path(args.out)
     results = {}
     if args.teacher or args.student:
@@ -84,7 +84,7 @@ def run(args):
 def _verification(args, out):
     from tinyface.data import DataError, find_pairs_file, load_dataset, load_pairs
     from tinyface.eval import plots
-    from tinyface.pipeline.verification import verification_experiment
+    from tinyface.experiments.fold_verification import verification_experiment
     if args.data != "lfw":
         raise CLIError("--verification needs --data lfw (it uses LFW's pairs.txt folds)")
     try:

@@ -100,7 +100,7 @@ def use_device(device):
 def split_from_args(args, log=None):
     """``load_split`` with the command-line options; data errors become one line."""
     from tinyface.data import DataError
-    from tinyface.pipeline import load_split
+    from tinyface.data import load_split
     synthetic = {"n_identities": args.identities, "images_per_identity": args.images_per_identity}
     try:
         split = load_split(args.data, data_root=args.data_root, hr_size=args.hr_size,

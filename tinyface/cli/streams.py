@@ -12,7 +12,7 @@ from tinyface.cli.options import (
     tee_log,
 )
 from tinyface.helpformat import HelpFormatter
-from tinyface.pipeline.streams import STREAM_VALIDATION
+from tinyface.experiments.streams import STREAM_VALIDATION
 
 HELP = {
     "teacher": "train the teacher on HR faces (the default VGG-style teacher, 64x64)",
@@ -44,7 +44,7 @@ def register(sub):
 
 
 def run(args):
-    from tinyface.pipeline import train_stream
+    from tinyface.experiments import train_stream
     from tinyface.train import NoCheckpointError, ResumeMismatchError, TrainingDiverged
     cfg = config_from_args(args)
     if not 0.0 <= args.val_fraction < 1.0:

@@ -17,8 +17,9 @@ Modules, one per op family, each a CPU-reference-first file in the style of llm.
 ``conv``, ``linear``, ``batchnorm``, ``activation``, ``pool``, ``dropout``, ``losses``,
 ``affine`` (per-channel scale and shift), ``pad`` (zero padding), ``optim`` (device SGD),
 ``reduce`` (the deterministic two-pass per-channel sums), ``arrays`` (host <-> device),
-``launch`` (block sizes, simulator switch), ``selfcheck`` (CUDA against CPU, at tiny
-shapes under the simulator or real shapes on a GPU).
+``launch`` (block sizes, simulator switch). The self-checks (CUDA against CPU, at tiny
+shapes under the simulator or real shapes on a GPU) live outside the tier, in
+``tinyface.checks``.
 
 Importing this package is cheap: it imports neither numba.cuda nor any kernel until an
 op or helper is first used. Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before numba

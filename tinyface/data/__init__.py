@@ -24,12 +24,13 @@ from .pairs import load_pairs, parse_pairs, resolve_pairs
 from .protocols import (IdentificationSplit, VerificationSplit, carve_validation, validation_rows,
                         identification_split, split_from_meta, verification_split)
 from .synthetic import generate_synthetic
+from .split import STREAMS, FaceSplit, load_split, split_of, stream_images
 
 __all__ = ["Dataset", "DataError", "DataWarning", "default_data_root", "default_cache_dir",
            "format_summary", "load_dataset", "DATASETS", "generate_synthetic", "load_orl",
            "read_pgm", "load_lfw", "find_pairs_file", "load_folder", "load_pairs",
            "parse_pairs", "resolve_pairs", "identification_split", "verification_split",
            "carve_validation", "validation_rows", "split_from_meta",
-           "IdentificationSplit", "VerificationSplit", "degrade", "antialias_sigma",
+           "IdentificationSplit", "FaceSplit", "load_split", "split_of", "stream_images", "STREAMS", "VerificationSplit", "degrade", "antialias_sigma",
            "jpeg_compress", "upsample", "LR_SIZES", "augment", "iterate_minibatches",
            "to_float", "to_uint8", "montage", "pick_faces"]

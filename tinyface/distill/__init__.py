@@ -31,11 +31,9 @@ from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, D
                                        check_variant, copy_model, distill_step_fn, finetune,
                                        finetune_config, init_adapter_lstsq, make_weights)
 from tinyface.distill.model import DistillStudent
-from tinyface.distill.verification import DisjointPairs, disjoint_pairs, verify_disjoint
 
 __all__ = ["FeatureBank", "extract_bank", "bank_key", "DistillStudent", "VARIANTS",
            "REGRESSION_VARIANTS", "DEFAULT_MU", "DEFAULT_T", "DEFAULT_KD_WEIGHT",
            "DEFAULT_FINETUNE_LR", "FEATURE_NORMS", "MU_SCHEDULES", "check_ratio",
            "check_variant", "make_weights", "distill_step_fn", "DistillStep", "finetune",
-           "finetune_config", "init_adapter_lstsq", "copy_model", "DisjointPairs",
-           "disjoint_pairs", "verify_disjoint"]
+           "finetune_config", "init_adapter_lstsq", "copy_model"]

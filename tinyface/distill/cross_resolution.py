@@ -4,7 +4,7 @@ A 16-pixel surveillance face is matched against a gallery photo. The gallery fac
 through the teacher (phi_t: HR -> Dt). The probe goes through the student and then
 through the adapter that distillation trained: A phi_s(x_LR), in the teacher's space.
 The two are compared by cosine similarity. Each fold's threshold is picked on the other
-folds, as in ``tinyface.distill.verification``.
+folds, as in ``tinyface.eval.disjoint``.
 
     xs = cross_resolution_student(wrapper)         # features + adapter, classifier dropped
     xs.embed(x_lr)                                 # (N, 3, 16, 16) -> (N, Dt)
@@ -41,7 +41,7 @@ def _host(a):
 
 def _budget_bytes(budget_bytes):
     if budget_bytes is None:
-        from tinyface.pipeline.deployment import PAPER_STUDENT_BYTES
+        from tinyface.models.zoo import PAPER_STUDENT_BYTES
         return PAPER_STUDENT_BYTES                      # 0.15 MB = 157,286 bytes
     return int(budget_bytes)
 
@@ -120,7 +120,7 @@ class CrossResolutionStudent(Module):
 
     def nbytes(self):
         """Bytes of the float32 parameters (trunk + embedding + adapter), buffers excluded
-        (``tinyface.pipeline.deployment.model_memory`` and ``deployment_report`` take this
+        (``tinyface.experiments.deployment.model_memory`` and ``deployment_report`` take this
         model too: bytes with the buffers, faces/s)."""
         return 4 * self.num_parameters()
 
@@ -260,7 +260,7 @@ def verify_cross_resolution(teacher, student, pairs, lr_size=None, method="bicub
     was), ``input_size`` (the probe's size) and ``same_resolution`` (when asked).
     Raises ValueError when the two sides' widths differ, before any embedding is made.
     """
-    from tinyface.distill.verification import verify_embeddings
+    from tinyface.eval.disjoint import verify_embeddings
     given = lambda x, what: _check_rows(x, pairs, what) if isinstance(x, np.ndarray) else x
     teacher, student = given(teacher, "teacher descriptors"), given(student, "student outputs")
     student = _as_cross(student, teacher)                      # checks Ds == Dt first

@@ -165,7 +165,7 @@ def _epoch_parts(parts, steps, epochs_done, counts=None):
 def _pool_record(out_dir, sig, resume):
     """Refuse to resume ``out_dir`` with another pool than it was started with (fit's
     data check sees the faces, not the targets); record the pool of a new run."""
-    from tinyface.pipeline.streams import write_json
+    from tinyface.atomic import write_json
     from tinyface.train.resume import ResumeMismatchError
     path = Path(out_dir) / POOL_FILE
     if resume:
@@ -210,8 +210,8 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     (the labelled faces' weights; pool faces have weight 1)}``.
     """
     from tinyface.checkpoint import save_model
-    from tinyface.pipeline import evaluate_identification
-    from tinyface.pipeline.streams import write_json
+    from tinyface.eval import evaluate_identification
+    from tinyface.atomic import write_json
     from tinyface.train import fit, steps_per_epoch
 
     check_variant(variant)

@@ -53,7 +53,7 @@ import numpy as np
 from tinyface.atomic import json_default, savez_atomic
 from tinyface.distill.bank import FeatureBank, pooled_index, standardise_pooled
 from tinyface.distill.softmax_head import fit_teacher_head
-from tinyface.pipeline.split import split_of
+from tinyface.data.split import split_of
 from tinyface.distill.teacher_tuning import tune_teacher_tail
 
 __all__ = ["FrozenTeacher", "pretrained_name", "check_teacher_options", "backbone_sha256",
@@ -323,7 +323,7 @@ class FrozenTeacher:
 
     def rows(self, pairs, method="bicubic"):
         """The two teacher rows (top-1, top-5, verification) and their descriptors."""
-        from tinyface.distill.verification import verify_embeddings
+        from tinyface.eval.disjoint import verify_embeddings
         from tinyface.eval import topk_accuracy
         split, head = self.split, self.head
         test = {"teacher at HR": self.descriptors("test-hr", self.hr_faces()[1]),

@@ -47,7 +47,7 @@ from tinyface.data import degrade, load_dataset
 from tinyface.distill.bank import extract_bank
 from tinyface.distill.frozen_teacher import source_faces
 from tinyface.distill.weights import REGRESSION_VARIANTS
-from tinyface.pipeline.split import split_of
+from tinyface.data.split import split_of
 
 __all__ = ["UnlabelledPool", "label_free_pool", "pool_lr_faces", "pool_source_faces",
            "pool_targets", "make_pool", "pool_signature", "union_training_set"]

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .extract import l2_normalize
+from tinyface.data.split import stream_images
+
+from .extract import l2_normalize, logits_of
 
 
 def _check_scores_labels(scores, labels):
@@ -159,3 +161,21 @@ def gallery_identification(gallery_emb, gallery_labels, probe_emb, probe_labels,
     out["scores"] = scores
     out["classes"] = classes
     return out
+
+
+def evaluate_identification(model, split, stream, upsampled=False, batch_size=256):
+    """Closed-set identification on the split's test faces: top-1, top-5 and the CMC.
+
+    stream ``teacher`` sees HR test faces, or with ``upsampled`` the LR faces upsampled
+    back to the HR size (the teacher@LR baseline); ``student`` sees the LR faces.
+    """
+    if stream == "teacher" and upsampled:
+        images = split.lr_up_test
+    else:
+        images = stream_images(split, stream, "test")
+    logits = logits_of(model, images, batch_size=batch_size)            # (N, K)
+    acc = topk_accuracy(logits, split.y_test, ks=(1, 5))
+    ranks, rates = cmc_curve(logits, split.y_test, max_rank=min(20, split.num_classes))
+    return {"top1": float(acc[1]), "top5": float(acc[5]),
+            "cmc": {"ranks": ranks.tolist(), "rates": rates.tolist()},
+            "faces": int(len(images)), "input_size": int(images.shape[-1])}

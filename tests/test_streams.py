@@ -6,8 +6,10 @@ import pytest
 
 from tinyface.cli import main
 from tinyface.data import load_dataset
-from tinyface.pipeline import evaluate_identification, load_split, train_stream
-from tinyface.pipeline.verification import verification_experiment
+from tinyface.eval import evaluate_identification
+from tinyface.data import load_split
+from tinyface.experiments import train_stream
+from tinyface.experiments.fold_verification import verification_experiment
 from tinyface.train import TrainConfig
 
 TINY = dict(synthetic={"n_identities": 6, "images_per_identity": 8}, cache_dir=False)

@@ -7,7 +7,7 @@ and steps it with the device optimizer. Compared: the per-epoch training losses,
 final parameters and buffers, the saved ``model.npz`` (read back on the CPU), and the
 implicit host <-> device copies the GPU run made (expected: none).
 
-    python -m tinyface.cuda.traincheck [--optimizer sgd|adam|adamw] [--json PATH]
+    python -m tinyface.checks.training [--optimizer sgd|adam|adamw] [--json PATH]
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``, what ``tests/test_cuda_train.py`` runs
 in a child process) the student is shrunk to 4x4 inputs and a quarter of its width
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from tinyface.cuda.selfcheck import TOL, Report, rel_err, step_spec
+from tinyface.checks.ops import TOL, Report, rel_err, step_spec
 
 
 def train_check(optimizer="sgd", epochs=1, n=8, batch=4, width=4, input_size=4, seed=0,
@@ -89,7 +89,7 @@ def train_check(optimizer="sgd", epochs=1, n=8, batch=4, width=4, input_size=4, 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tinyface.cuda.traincheck",
+    ap = argparse.ArgumentParser(prog="python -m tinyface.checks.training",
                                  description="fit() on the GPU against fit() on the CPU.")
     ap.add_argument("--optimizer", nargs="*", default=["sgd", "adam", "adamw"],
                     choices=["sgd", "adam", "adamw"])

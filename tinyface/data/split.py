@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyface.data import degrade, load_dataset, split_from_meta
+from .degrade import degrade
+from .load import load_dataset
+from .protocols import split_from_meta
 
 # identities kept per dataset: LFW-158 on LFW; every identity elsewhere
 DEFAULT_MIN_IMAGES = {"lfw": 10, "orl": 2, "synthetic": 2, "folder": 2}
+
+STREAMS = ("teacher", "student")
 
 # synthetic faces when no size is given
 SYNTHETIC_DEFAULTS = {"n_identities": 100, "images_per_identity": 20}
@@ -120,3 +124,11 @@ def split_of(ds, split, what="the dataset"):
         raise ValueError(f"{what} does not give the split's identities and faces: load it as "
                          f"the split was loaded (same data, root and seed)")
     return sp, held
+
+
+def stream_images(split, stream, which):
+    """The faces a stream sees: teacher -> HR, student -> LR. which: train | test."""
+    if stream not in STREAMS:
+        raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+    size = "hr" if stream == "teacher" else "lr"
+    return getattr(split, f"{size}_{which}")

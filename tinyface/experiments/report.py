@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyface.distill.figures import plot_graph, plot_ratio_curve, plot_selection_montage
+from tinyface.experiments.figures import plot_graph, plot_ratio_curve, plot_selection_montage
 from tinyface.distill.finetune import VARIANTS
 
 TEACHER_ROWS = ("teacher at HR", "teacher at LR, upsampled")

@@ -5,7 +5,7 @@ its caches share.
                            bank.meta["key"], print)
     sel.mask, sel.u, sel.s, sel.graph     # what the report and the fine-tuning runs need
 
-Split out of ``tinyface.distill.ablation``.
+Split out of ``tinyface.experiments.ablation``.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ The paper's student takes 0.15 MB and runs at 418 faces/s on its CPU (Ge et al.,
 ``tinyface.models.zoo.STUDENT_MAX_PARAMS`` does) and count float32 parameters, 4
 bytes each; the batch-norm running statistics are reported in their own line.
 
-    from tinyface.pipeline.deployment import deployment_report, format_deployment
+    from tinyface.experiments.deployment import deployment_report, format_deployment
     report = deployment_report(student)          # bytes, faces/s at batch 1 and 256
     print(format_deployment(report))
 
@@ -22,10 +22,8 @@ import numpy as np
 
 from tinyface.bench.timing import median_seconds
 from tinyface.eval import eval_mode
+from tinyface.models.zoo import PAPER_FACES_PER_S, PAPER_STUDENT_BYTES, PAPER_STUDENT_MB  # noqa: F401
 
-PAPER_STUDENT_MB = 0.15
-PAPER_STUDENT_BYTES = int(PAPER_STUDENT_MB * 2 ** 20)       # 157,286 bytes
-PAPER_FACES_PER_S = 418.0
 
 
 def model_memory(model):

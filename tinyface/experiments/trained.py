@@ -7,7 +7,7 @@ Evaluating a model on another split than its own is wrong in a quiet way: the "t
 faces of another seed include faces it was trained on. So ``load_trained`` refuses a
 model whose identities, input size or recorded split differ from the split given.
 
-    from tinyface.pipeline.trained import load_trained
+    from tinyface.experiments.trained import load_trained
     run = load_trained("runs/lfw-teacher", split, "teacher")
     run.model, run.history, run.metrics          # FaceNet, list of dicts or None, dict or None
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyface.checkpoint import load_model
-from tinyface.pipeline.streams import STREAMS
+from tinyface.data import STREAMS
 
 # the split settings that must agree (``FaceSplit.meta`` keys)
 SPLIT_KEYS = ("data", "seed", "min_images", "train_fraction", "validation", "lr_method",

@@ -23,9 +23,16 @@ LR faces upsampled back), compared by cosine similarity.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from tinyface.data import DataError, degrade, find_pairs_file, load_dataset, load_pairs
+
+from .extract import embed_images
+from .roc import auc, roc_curve
+from .verification import cosine_scores, resolve_folds, ten_fold_accuracy
 
 __all__ = ["DisjointPairs", "disjoint_pairs", "verify_disjoint", "verify_embeddings",
            "NA_NOTES", "synthetic_pairs"]
@@ -77,7 +84,6 @@ class DisjointPairs:
             return self.images
         key = (int(lr_size), bool(upsampled), method)
         if key not in self._degraded:
-            from tinyface.data import degrade
             up = self.images.shape[-1] if upsampled else None
             self._degraded[key] = degrade(self.images, lr_size=int(lr_size), method=method,
                                           upsample_to=up)
@@ -89,9 +95,6 @@ class DisjointPairs:
 
 
 def _lfw_pairs(split, data_root, cache_dir, log):
-    from tinyface.data import DataError, find_pairs_file, load_dataset, load_pairs
-    from tinyface.eval import resolve_folds
-    import warnings
     ds = load_dataset("lfw", root=data_root, hr_size=split.hr_size, cache_dir=cache_dir)
     pairs_file = find_pairs_file(data_root)
     if pairs_file is None:
@@ -131,7 +134,6 @@ def synthetic_pairs(hr_size=64, n_identities=40, images_per_identity=6, pairs_pe
     matched pairs (two different images of one of its identities) and as many
     mismatched ones (two of its identities). Needs 2 identities per fold.
     """
-    from tinyface.data import load_dataset
     if n_identities < 2 * n_folds or images_per_identity < 2:
         raise ValueError(f"synthetic verification needs >= {2 * n_folds} identities and >= 2 "
                          f"images each, got {n_identities} x {images_per_identity}")
@@ -192,7 +194,6 @@ def verify_disjoint(model, pairs, lr_size=None, upsampled=False, method="bicubic
     the teacher with ``upsampled``). Returns a JSON-able dict: ``accuracy`` (mean over
     folds), ``std``, ``per_fold``, ``auc``, ``n_pairs``, ``n_same``, ``n_diff``.
     """
-    from tinyface.eval import embed_images
     faces = pairs.faces(lr_size, upsampled, method)
     emb = embed_images(model, faces, batch_size)                       # (M, D)
     return verify_embeddings(emb, pairs, input_size=int(faces.shape[-1]))
@@ -205,7 +206,6 @@ def verify_embeddings(emb, pairs, input_size=None):
     Also ``accuracy_euclidean``: the same protocol on minus the Euclidean distance of
     the raw embeddings (how dlib compares its descriptors).
     """
-    from tinyface.eval import auc, cosine_scores, roc_curve, ten_fold_accuracy
     emb = np.asarray(emb)
     if emb.ndim != 2 or len(emb) != len(pairs.images):
         raise ValueError(f"need one embedding per face of the pairs ({len(pairs.images)}), got "

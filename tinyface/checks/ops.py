@@ -1,8 +1,8 @@
 """The CUDA tier against the Numba CPU tier: every op, forward and backward, and one
 whole training step.
 
-    NUMBA_ENABLE_CUDASIM=1 python -m tinyface.cuda.selfcheck          # tiny shapes, simulator
-    python -m tinyface.cuda.selfcheck --shapes real                    # real layer shapes, GPU
+    NUMBA_ENABLE_CUDASIM=1 python -m tinyface.checks.ops          # tiny shapes, simulator
+    python -m tinyface.checks.ops --shapes real                    # real layer shapes, GPU
 
 ``tests/test_cuda_kernels.py`` and ``tests/test_cuda_step.py`` run the tiny version in a
 child process with the simulator on (it must be set before numba is imported, and the
@@ -665,7 +665,7 @@ def run_in_simulator(what="kernels", timeout=600, extra_args=()):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "result.json")
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "tinyface.cuda.selfcheck", what,
+        proc = subprocess.run([sys.executable, "-m", "tinyface.checks.ops", what,
                                "--json", path, *extra_args], env=env, capture_output=True,
                               text=True, timeout=timeout)
         result = {}
@@ -687,7 +687,7 @@ def format_rows(rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tinyface.cuda.selfcheck",
+    ap = argparse.ArgumentParser(prog="python -m tinyface.checks.ops",
                                  description="Compare the CUDA tier with the Numba CPU tier.")
     ap.add_argument("what", nargs="?", default="all", choices=["kernels", "step", "all"])
     ap.add_argument("--shapes", default="tiny", choices=["tiny", "real"])

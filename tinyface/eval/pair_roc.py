@@ -1,11 +1,11 @@
 """Verification on identity-disjoint pairs, with ROC: same resolution or cross-resolution.
 
-``tinyface.distill.verification`` builds the pairs (``disjoint_pairs``: LFW View 2
+``tinyface.eval.disjoint`` builds the pairs (``disjoint_pairs``: LFW View 2
 pairs of people outside the split, or fresh synthetic identities) and scores one model
 on one kind of face (``verify_disjoint``). Here each side of a pair may go through its
 own model and faces, and the ROC curve comes back with the accuracy:
 
-    from tinyface.pipeline.pair_roc import pair_roc
+    from tinyface.eval.pair_roc import pair_roc
     hr, lr_up = pairs.faces(), pairs.faces(16, upsampled=True)
     same_res = pair_roc(pairs, (teacher, hr))                   # HR vs HR
     cross = pair_roc(pairs, (teacher, hr), (teacher, lr_up))    # HR gallery vs LR probe
@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyface.eval import (auc, cosine_scores, embed_images, roc_curve, tar_at_far,
-                           ten_fold_accuracy)
+from .extract import embed_images
+from .roc import auc, roc_curve, tar_at_far
+from .verification import cosine_scores, ten_fold_accuracy
 
 
 def _side_embeddings(side, rows, name, batch_size):

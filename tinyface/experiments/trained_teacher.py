@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyface.distill.report import TEACHER_ROWS
-from tinyface.pipeline.trained import load_trained
+from tinyface.experiments.report import TEACHER_ROWS
+from tinyface.experiments.trained import load_trained
 
 __all__ = ["load_teacher", "evaluate_teacher", "ver_summary"]
 
 
 def load_teacher(split, settings, path, log):
     """The teacher for ``split``: loaded from ``path``, resumed, or trained there."""
-    from tinyface.pipeline import train_stream
+    from tinyface.experiments.streams import train_stream
     from tinyface.train import ResumeMismatchError, TrainConfig
     path = Path(path)
     if path.suffix == ".npz":
@@ -53,8 +53,8 @@ def _fits(path, split):
 
 def evaluate_teacher(teacher, split, pairs, method, say):
     """Our trained teacher's two rows: identification and verification."""
-    from tinyface.distill.verification import verify_disjoint
-    from tinyface.pipeline import evaluate_identification
+    from tinyface.eval.disjoint import verify_disjoint
+    from tinyface.eval import evaluate_identification
     rows = {}
     for name, up in zip(TEACHER_ROWS, (False, True)):
         say(f"teacher: evaluating '{name}'")

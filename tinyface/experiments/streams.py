@@ -7,25 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyface.atomic import write_json_atomic
+from tinyface.atomic import write_json
 from tinyface.checkpoint import load_model
-from tinyface.data import validation_rows
-from tinyface.eval import cmc_curve, logits_of, topk_accuracy
+from tinyface.data import stream_images, validation_rows
+from tinyface.eval import evaluate_identification
 from tinyface.models import build_model, spec_by_name
 from tinyface.train import fit
 
-STREAMS = ("teacher", "student")
-
 # the fraction of each identity's training faces a stream holds out to pick its epoch
 STREAM_VALIDATION = 0.2
-
-
-def stream_images(split, stream, which):
-    """The faces a stream sees: teacher -> HR, student -> LR. which: train | test."""
-    if stream not in STREAMS:
-        raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
-    size = "hr" if stream == "teacher" else "lr"
-    return getattr(split, f"{size}_{which}")
 
 
 def build_stream_model(split, stream, arch=None, seed=0):
@@ -86,26 +76,3 @@ def load_stream(path):
         path = path / "model.npz"
     model, _ = load_model(path)
     return model
-
-
-def evaluate_identification(model, split, stream, upsampled=False, batch_size=256):
-    """Closed-set identification on the split's test faces: top-1, top-5 and the CMC.
-
-    stream ``teacher`` sees HR test faces, or with ``upsampled`` the LR faces upsampled
-    back to the HR size (the teacher@LR baseline); ``student`` sees the LR faces.
-    """
-    if stream == "teacher" and upsampled:
-        images = split.lr_up_test
-    else:
-        images = stream_images(split, stream, "test")
-    logits = logits_of(model, images, batch_size=batch_size)            # (N, K)
-    acc = topk_accuracy(logits, split.y_test, ks=(1, 5))
-    ranks, rates = cmc_curve(logits, split.y_test, max_rank=min(20, split.num_classes))
-    return {"top1": float(acc[1]), "top5": float(acc[5]),
-            "cmc": {"ranks": ranks.tolist(), "rates": rates.tolist()},
-            "faces": int(len(images)), "input_size": int(images.shape[-1])}
-
-
-def write_json(path, obj):
-    """Write JSON atomically (temporary file, then rename)."""
-    return Path(write_json_atomic(path, obj))

@@ -13,7 +13,7 @@ interruption redoes only what is missing):
    ``teacher_path="dlib-resnet"`` a pretrained teacher is loaded instead, frozen, with
    a softmax head fitted on the target identities (``tinyface.distill.frozen_teacher``).
 2. the teacher's rows: identification top-1 at HR and on the LR test faces upsampled
-   back, and identity-disjoint verification (``tinyface.distill.verification``), cached
+   back, and identity-disjoint verification (``tinyface.eval.disjoint``), cached
    in ``out/teacher_eval.json`` under the teacher's fingerprint.
 3. the feature bank of the HR training faces (``out/bank.npz``; ``out/bank-pooled.npz``
    with ``teacher_layer="pooled"``).
@@ -49,13 +49,13 @@ from tinyface.distill.finetune import REGRESSION_VARIANTS as REGRESSION
 from tinyface.distill.finetune import finetune
 from tinyface.distill.frozen_teacher import source_faces
 from tinyface.distill.label_free import ablation_pool
-from tinyface.distill.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, mean_std, rows_table,
+from tinyface.experiments.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, mean_std, rows_table,
                                      sizes_record, write_report)
-from tinyface.distill.selection_cache import all_selected, cached_selection, read_json, same_json
-from tinyface.distill.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
+from tinyface.experiments.selection_cache import all_selected, cached_selection, read_json, same_json
+from tinyface.experiments.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
                                        run_signature)
-from tinyface.distill.trained_teacher import evaluate_teacher, load_teacher, ver_summary
-from tinyface.distill.verification import disjoint_pairs, verify_disjoint
+from tinyface.experiments.trained_teacher import evaluate_teacher, load_teacher, ver_summary
+from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
 from tinyface.models import build_model
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
@@ -65,7 +65,7 @@ def _scratch(split, settings, seed, folder, log):
     """The scratch student of ``seed``: trained (or resumed) once, then loaded.
     Returns its last-epoch ``FaceNet``."""
     from tinyface.checkpoint import load_model
-    from tinyface.pipeline import train_stream
+    from tinyface.experiments.streams import train_stream
     from tinyface.train import ResumeMismatchError, TrainConfig
     cfg = TrainConfig(epochs=settings.scratch_epochs, batch_size=settings.batch_size,
                       lr=settings.scratch_lr, weight_decay=settings.scratch_weight_decay,
@@ -94,7 +94,7 @@ def _variant_run(student, split, bank, variant, settings, seed, ratio, selection
     """One fine-tuning run (cached in ``folder`` under ``sig``): the deployable student,
     its metrics, and the trained ``DistillStudent`` (student + adapter, last epoch)."""
     from tinyface.checkpoint import load_model
-    from tinyface.pipeline.streams import write_json
+    from tinyface.atomic import write_json
     from tinyface.train import TrainConfig
     folder = Path(folder)
     run = read_json(folder / "run.json")
@@ -141,7 +141,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     the name of a pretrained teacher (``"dlib-resnet"``), whose weights are looked for
     in ``teacher_weights`` (None: ``load_pretrained``'s search)."""
     from tinyface.distill.frozen_teacher import check_teacher_options
-    from tinyface.pipeline.streams import write_json
+    from tinyface.atomic import write_json
     settings = AblationSettings() if settings is None else settings.validate()
     pretrained = check_teacher_options(teacher_path, teacher_weights, settings)
     out = Path(out)
@@ -271,7 +271,7 @@ def run_ablation(split, settings=None, out="runs/ablation", teacher_path=None, d
     students = {}
 
     def evaluate_student(model):
-        from tinyface.pipeline import evaluate_identification
+        from tinyface.eval import evaluate_identification
         ident = evaluate_identification(model, split, "student")
         ver = (verify_disjoint(model, eval_pairs, split.lr_size, method=method)
                if eval_pairs is not None else None)
