@@ -211,3 +211,52 @@ def test_training_state_into_wrong_optimizer_or_model_changes_nothing(tmp_path):
     assert small_opt.lr == 0.3 and small_opt.state == {}
     for k, v in other.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+def _rewrite_header(path, change):
+    with np.load(path) as data:
+        arrays = dict(data)
+    header = json.loads(str(arrays["__tinyface__"][()]))
+    change(header)
+    arrays["__tinyface__"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+
+
+LOAD_FRESH = """
+import sys
+from tinyface.checkpoint import load_model
+assert "tinyface.models" not in sys.modules and "tinyface.distill" not in sys.modules
+model, _ = load_model(sys.argv[1])
+print(type(model).__name__, type(model).__module__)
+"""
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_load_model_imports_the_modules_that_define_the_layers(tmp_path, legacy):
+    """A fresh interpreter that imported only the checkpoint module rebuilds a FaceNet:
+    from the modules the file records, or (files without that record) the fallback table."""
+    import subprocess
+    import sys
+
+    from tinyface.models import build_student
+    path = save_model(tmp_path / "student.npz", build_student(5, seed=0))
+    with np.load(path) as data:
+        layers = json.loads(str(data["__tinyface__"][()]))["layers"]
+    assert layers["FaceNet"] == "tinyface.models.facenet" and layers["Conv2d"] == "tinyface.nn.conv"
+    if legacy:
+        _rewrite_header(path, lambda h: h.pop("layers"))
+    out = subprocess.run([sys.executable, "-c", LOAD_FRESH, path], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["FaceNet", "tinyface.models.facenet"]
+
+
+def test_recorded_modules_outside_the_package_are_never_imported(tmp_path):
+    path = save_model(tmp_path / "m.npz", toy_model())
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["architecture"] = np.array(json.dumps({"type": "NoSuchLayer"}))
+    np.savez(path, **arrays)
+    _rewrite_header(path, lambda h: h["layers"].update(NoSuchLayer="no_such_module_anywhere"))
+    with pytest.raises(ValueError, match="unknown layer type 'NoSuchLayer'"):
+        load_model(path)

@@ -7,15 +7,20 @@ session has imported numba normally, so the checks run once in a child process
 each test below reads its part of the result. Tolerances (error relative to each
 tensor's largest value): exact for ReLU, max pooling, flatten and the dropout mask;
 1e-6 elementwise; 1e-5 for float64 reductions (batch norm, losses); 1e-4 for the
-GEMM-based conv and linear. See ``tinyface/checks/ops.py``.
+GEMM-based conv and linear. See ``tinyface/checks/report.py``.
 """
+import importlib
+import inspect
 import subprocess
 import sys
 
 import pytest
+from numba.core import sigutils
 
-from tinyface.cuda import cuda_available, simulator_enabled
-from tinyface.checks.ops import CHECK_NAMES, format_rows, run_in_simulator
+import tinyface.cuda as tc
+from tinyface.checks import CHECK_NAMES, format_rows, run_in_simulator
+from tinyface.cuda import CudaUnavailableError, cuda_available, require_cuda, simulator_enabled
+from tinyface.kernels import MODULES
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +49,6 @@ def test_launches_use_the_signatures_the_ptx_test_compiles(sim):
     """Every kernel launch in the simulator run has a signature listed in its module's
     PTX_SIGNATURES (so tests/test_cuda_ptx.py compiles what a GPU would run), and every
     listed kernel was launched."""
-    from numba.core import sigutils
-    import tinyface.cuda as tc
     declared = {}
     for _, name, disp, sig in tc.ptx_signatures():
         declared.setdefault((disp.py_func.__module__, name), set()).add(
@@ -65,7 +68,6 @@ def test_no_gpu_is_one_line_with_the_cpu_alternative():
     ok, reason = cuda_available()
     if ok or simulator_enabled():
         pytest.skip(f"a CUDA device is available here: {reason}")
-    from tinyface.cuda import CudaUnavailableError, require_cuda
     with pytest.raises(CudaUnavailableError) as info:
         require_cuda()
     msg = str(info.value)
@@ -80,9 +82,6 @@ def test_no_gpu_is_one_line_with_the_cpu_alternative():
 def test_same_ops_and_signatures_as_the_cpu_tier():
     """The backend proxy can dispatch to tinyface.cuda: every op of tinyface.kernels
     exists there with the same name and signature."""
-    import importlib
-    import inspect
-    from tinyface.kernels import MODULES
     for mod in MODULES:
         cpu = importlib.import_module(f"tinyface.kernels.{mod}")
         gpu = importlib.import_module(f"tinyface.cuda.{mod}")

@@ -9,7 +9,7 @@ tiers then differ by 3e-4 after one step.
 """
 import pytest
 
-from tinyface.checks.ops import TOL, format_rows, run_in_simulator
+from tinyface.checks import TOL, format_rows, run_in_simulator
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ that reads back on the CPU with the GPU's weights, and no implicit host <-> devi
 
 One epoch of two SGD steps of the shrunken student (4x4 faces, a quarter of the
 width), so that the simulator takes about a minute. Adam's weights are not compared
-here: see ``traincheck`` for why; ``DeviceAdam`` is checked on equal gradients by the
-selfcheck's ``adam`` op check (``tests/test_cuda_kernels.py``).
+here: see ``tinyface/checks/training.py`` for why; ``DeviceAdam`` is checked on equal
+gradients by the ``adam`` op check (``tests/test_cuda_kernels.py``).
 """
 import json
 import os
@@ -15,18 +15,18 @@ import sys
 
 import pytest
 
-from tinyface.checks.ops import TOL, format_rows
+from tinyface.checks import TOL, format_rows
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    path = tmp_path_factory.mktemp("traincheck") / "result.json"
+    path = tmp_path_factory.mktemp("training_check") / "result.json"
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "tinyface.checks.training", "--optimizer",
                            "sgd", "--json", str(path)], env=env, capture_output=True,
                           text=True, timeout=600)
     if not path.exists():
-        pytest.fail(f"traincheck wrote no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        pytest.fail(f"tinyface.checks.training wrote no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(path.read_text())[0]
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tinyface.data import (Dataset, DataError, DataWarning, identification_split, load_pairs,
-                           parse_pairs, resolve_pairs, verification_split)
+                           parse_pairs, resolve_pairs, split_datasets, verification_split)
 from tinyface.data.pairs import fold_identities
 
 PAIRS = """2\t2
@@ -75,18 +75,20 @@ def test_resolve_pairs_and_missing_image():
 
 def test_identification_split():
     ds = toy_dataset()
-    sp = identification_split(ds, min_images=3, train_fraction=0.5, seed=1)
-    assert sp.train.names == ["Bob", "Dee"] == sp.test.names
-    assert len(sp.train) + len(sp.test) == 6
-    assert set(sp.train_rows).isdisjoint(sp.test_rows)
-    assert (sp.train.counts() >= 1).all() and (sp.test.counts() >= 1).all()
+    train_rows, test_rows = identification_split(ds, min_images=3, train_fraction=0.5, seed=1)
+    assert train_rows.dtype == test_rows.dtype == np.int64
+    train, test = split_datasets(ds, train_rows, test_rows)
+    assert train.names == ["Bob", "Dee"] == test.names
+    assert len(train) + len(test) == 6
+    assert set(train_rows).isdisjoint(test_rows)
+    assert (train.counts() >= 1).all() and (test.counts() >= 1).all()
     # rows and relabelled labels agree with the original dataset
-    np.testing.assert_array_equal(sp.train.images, ds.images[sp.train_rows])
-    assert ([sp.train.names[k] for k in sp.train.labels]
-            == [ds.names[k] for k in ds.labels[sp.train_rows]])
-    again = identification_split(ds, min_images=3, seed=1)
-    np.testing.assert_array_equal(again.train_rows, sp.train_rows)
-    splits = {tuple(identification_split(ds, 3, seed=s).train_rows) for s in range(8)}
+    np.testing.assert_array_equal(train.images, ds.images[train_rows])
+    assert ([train.names[k] for k in train.labels]
+            == [ds.names[k] for k in ds.labels[train_rows]])
+    again, _ = identification_split(ds, min_images=3, seed=1)
+    np.testing.assert_array_equal(again, train_rows)
+    splits = {tuple(identification_split(ds, 3, seed=s)[0]) for s in range(8)}
     assert len(splits) > 1
     with pytest.raises(DataError, match=">= 9"):
         identification_split(ds, min_images=9)

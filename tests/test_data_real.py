@@ -9,7 +9,8 @@ import pytest
 
 from tinyface.cli import main
 from tinyface.data import (default_data_root, find_pairs_file, identification_split,
-                           load_dataset, load_pairs, resolve_pairs, verification_split)
+                           load_dataset, load_pairs, resolve_pairs, split_datasets,
+                           verification_split)
 from tinyface.data.pairs import fold_identities
 
 from test_data_helpers import tree_state
@@ -80,8 +81,8 @@ def test_pairs_all_present_and_protocols(lfw_cached):
     assert all(ids[i].isdisjoint(ids[j]) for i in range(10) for j in range(i + 1, 10))
     vs = verification_split(ds, folds, 3)
     assert set(vs.train.names).isdisjoint(ids[3]) and len(vs.a) == 600
-    sp = identification_split(ds, min_images=10, seed=0)
-    assert sp.train.n_identities == 158 == sp.test.n_identities
+    train, test = split_datasets(ds, *identification_split(ds, min_images=10, seed=0))
+    assert train.n_identities == 158 == test.n_identities
 
 
 @needs_data

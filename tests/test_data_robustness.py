@@ -16,7 +16,7 @@ from PIL import Image
 
 import tinyface.data.load as load_mod
 from tinyface.cli import main
-from tinyface.data import DataError, DataWarning, load_dataset, load_folder
+from tinyface.data import DataError, load_dataset, load_folder
 from tinyface.data.cache import source_signature
 from tinyface.data.dataset import check_hr_size
 from tinyface.data.lfw import decode_lfw

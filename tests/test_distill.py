@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tinyface.checkpoint import load_model
-from tinyface.distill import (VARIANTS, DistillStep, DistillStudent, FeatureBank, copy_model,
-                              extract_bank, finetune, finetune_config, make_weights)
+from tinyface.distill import (VARIANTS, DistillConfig, DistillStep, DistillStudent, FeatureBank,
+                              copy_model, extract_bank, finetune, finetune_config, make_weights)
 from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
 from tinyface.models import FaceNet
 from tinyface.data import load_split
@@ -15,6 +15,11 @@ from tinyface.train import TrainConfig, make_optimizer
 
 TINY = dict(synthetic={"n_identities": 6, "images_per_identity": 8}, cache_dir=False)
 quiet = lambda msg: None  # noqa: E731
+
+
+def mu1(variant, **kw):
+    """The tests' fine-tuning settings: ``variant`` with mu 1."""
+    return DistillConfig(variant, mu=1.0, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +122,7 @@ def test_bank_mismatch_errors_name_both_numbers(bank, split, teacher):
         extract_bank(teacher, split.lr_train)           # LR faces for an HR teacher
     bad = FeatureBank(bank.embeddings[:-1], bank.logits[:-1])
     with pytest.raises(ValueError, match=rf"{n - 1} faces but the dataset has {n}"):
-        finetune(_dummy_student(split), split, bad, "full", finetune_config(epochs=1))
+        finetune(_dummy_student(split), split, bad, None, mu1("full"), finetune_config(epochs=1))
 
 
 def _dummy_student(split):
@@ -154,6 +159,37 @@ def test_bad_ratio_is_a_clear_error(bank, split, ratio):
         make_weights("selective", bank, split.y_train, ratio=ratio)
 
 
+@pytest.mark.parametrize("setting, value, words", [
+    ("ratio", 0.0, r"ratio must be in \(0, 1\]"), ("ratio", 1.5, "ratio"),
+    ("ratio", float("nan"), "ratio"), ("ratio", "half", "ratio"),
+    ("variant", "fancy", "unknown distillation variant 'fancy'"),
+    ("feature_norm", "l1", "feature_norm must be one of l2, none"),
+    ("adapter_init", "zeros", "adapter_init"), ("mu_schedule", "step", "mu_schedule"),
+    ("mu", -1.0, "mu must be"), ("kd_weight", float("inf"), "kd_weight"), ("T", 0.0, "T must"),
+    ("per_identity", "yes", "per_identity")])
+def test_distill_config_refuses_a_bad_setting_in_one_line(setting, value, words):
+    with pytest.raises(ValueError, match=words) as err:
+        DistillConfig(**{setting: value})
+    assert "\n" not in str(err.value)
+
+
+def test_distill_config_holds_the_one_default_of_each_setting():
+    from tinyface.experiments.settings import AblationSettings
+    d, a = DistillConfig(), AblationSettings()
+    assert d.mu == 3.0 == a.mu and d.ratio == 0.5
+    for name in ("mu", "T", "kd_weight", "ratio", "feature_norm", "adapter_init", "mu_schedule",
+                 "per_identity"):
+        assert getattr(a, name) == getattr(d, name), name
+    assert DistillConfig("full", ratio=1).ratio == 1.0 and DistillConfig().to_dict()["mu"] == 3.0
+    with pytest.raises(ValueError, match="ratio"):
+        d.replace(ratio=2.0)
+
+
+def test_finetune_takes_a_distill_config(bank, split):
+    with pytest.raises(TypeError, match="DistillConfig"):
+        finetune(_dummy_student(split), split, bank, None, "full", finetune_config(epochs=1))
+
+
 def test_empty_selection_and_unknown_variant(bank, split):
     empty = np.zeros(len(split.y_train), bool)
     for v in ("selective", "random"):
@@ -162,8 +198,8 @@ def test_empty_selection_and_unknown_variant(bank, split):
     with pytest.raises(ValueError, match="unknown distillation variant 'fancy'"):
         make_weights("fancy", bank, split.y_train)
     with pytest.raises(ValueError, match="selection is empty"):
-        finetune(_dummy_student(split), split, bank, "selective", finetune_config(epochs=1),
-                 selection=empty, log=quiet)
+        finetune(_dummy_student(split), split, bank, None, mu1("selective"),
+                 finetune_config(epochs=1), selection=empty, log=quiet)
 
 
 # ----------------------------------------------------- adapter and the step
@@ -239,7 +275,7 @@ def test_finetune_keeps_the_input_and_returns_a_deployable_student(student, spli
                                                                     selection, tmp_path):
     before = {k: v.copy() for k, v in student.state_dict().items()}
     cfg = finetune_config(epochs=1, batch_size=16, seed=0)
-    res = finetune(student, split, bank, "selective", cfg, selection=selection,
+    res = finetune(student, split, bank, None, mu1("selective"), cfg, selection=selection,
                    out_dir=tmp_path / "sel", log=quiet)
     for k, v in student.state_dict().items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)
@@ -259,15 +295,16 @@ def test_finetune_keeps_the_input_and_returns_a_deployable_student(student, spli
     wrapped, _ = load_model(tmp_path / "sel" / "checkpoint.npz")    # student + adapter
     assert isinstance(wrapped, DistillStudent) and wrapped.teacher_dim == 256
     # deterministic per seed, and every variant runs
-    again = finetune(student, split, bank, "selective", cfg, selection=selection, log=quiet)
+    again = finetune(student, split, bank, None, mu1("selective"), cfg, selection=selection,
+                     log=quiet)
     for k, v in again["model"].state_dict().items():
         np.testing.assert_array_equal(v, model.state_dict()[k], err_msg=k)
     for v in VARIANTS:
-        r = finetune(student, split, bank, v, cfg, selection=selection, log=quiet)
+        r = finetune(student, split, bank, None, mu1(v), cfg, selection=selection, log=quiet)
         assert r["metrics"]["variant"] == v
         assert r["model"].num_parameters() == student.num_parameters()
     with pytest.raises(ValueError, match="unknown distillation variant"):
-        finetune(student, split, bank, "bogus", cfg, log=quiet)
+        finetune(student, split, bank, None, DistillConfig("bogus"), cfg, log=quiet)
 
 
 # ------------------------------------------------------------ verification
@@ -325,7 +362,7 @@ def test_lfw_pairs_are_restricted_to_identities_outside_the_split(tmp_path):
 def test_interrupted_finetune_resumes_to_the_same_weights(student, split, bank, selection,
                                                          tmp_path, monkeypatch):
     cfg = finetune_config(epochs=2, batch_size=16, seed=4)
-    whole = finetune(student, split, bank, "selective", cfg, selection=selection,
+    whole = finetune(student, split, bank, None, mu1("selective"), cfg, selection=selection,
                      out_dir=tmp_path / "whole", log=quiet)
     steps = -(-len(split.y_train) // 16)
     original = DistillStep.__call__
@@ -337,10 +374,10 @@ def test_interrupted_finetune_resumes_to_the_same_weights(student, split, bank, 
 
     monkeypatch.setattr(DistillStep, "__call__", stop_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        finetune(student, split, bank, "selective", cfg, selection=selection,
+        finetune(student, split, bank, None, mu1("selective"), cfg, selection=selection,
                  out_dir=tmp_path / "cut", log=quiet)
     monkeypatch.setattr(DistillStep, "__call__", original)
-    resumed = finetune(student, split, bank, "selective", cfg, selection=selection,
+    resumed = finetune(student, split, bank, None, mu1("selective"), cfg, selection=selection,
                        out_dir=tmp_path / "cut", log=quiet, resume=True)
     for k, v in whole["wrapper"].state_dict().items():      # student and adapter
         np.testing.assert_array_equal(v, resumed["wrapper"].state_dict()[k], err_msg=k)

@@ -162,6 +162,18 @@ def _is_png(path):
     return path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_importing_eval_leaves_the_plots_unloaded():
+    """``tinyface.eval`` never imports its plotting module (nor pyplot): callers that
+    plot import it, ``from tinyface.eval import plots``."""
+    import subprocess
+    import sys
+    code = ("import sys, tinyface.eval; "
+            "print('tinyface.eval.plots' in sys.modules, 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
 def test_plots_write_png(tmp_path):
     from tinyface.eval import plots
     rng = np.random.default_rng(4)

@@ -3,12 +3,13 @@ made, and ``finetune`` with an ``UnlabelledPool`` (CE on labelled faces only, th
 regression on every pool face, exact equality without one, determinism, resume,
 signatures). Small synthetic data and a tiny LFW tree: seconds."""
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
 
 from tinyface.data import identification_split, load_dataset
-from tinyface.distill import DistillStep, FeatureBank, finetune, finetune_config
+from tinyface.distill import DistillConfig, DistillStep, FeatureBank, finetune, finetune_config
 from tinyface.distill.label_free import (UnlabelledPool, label_free_pool, make_pool,
                                          pool_lr_faces, pool_signature, pool_source_faces)
 from tinyface.eval.disjoint import disjoint_pairs
@@ -16,6 +17,11 @@ from tinyface.data import load_split
 from tinyface.train.resume import ResumeMismatchError
 
 quiet = lambda msg: None  # noqa: E731
+
+
+def mu1(variant, **kw):
+    """The tests' fine-tuning settings: ``variant`` with mu 1."""
+    return DistillConfig(variant, mu=1.0, **kw)
 
 # the split keeps Al_Big and Bo_Big (>= 10 faces); the kept pairs use Cy, Di, Ed, Fa, Gi
 # (both identities outside the split); Ha_Solo and Io_Few are in no pair
@@ -100,9 +106,10 @@ def test_pool_refuses_a_dataset_that_is_not_the_splits(lfw):
 def test_pool_faces_are_made_as_the_splits(lfw):
     root, split, ds, pairs = lfw
     meta = split.meta
-    sp = identification_split(ds, meta["min_images"], meta["train_fraction"], meta["seed"])
+    train_rows, _ = identification_split(ds, meta["min_images"], meta["train_fraction"],
+                                         meta["seed"])
     # the split's own training rows give exactly its LR faces
-    np.testing.assert_array_equal(pool_lr_faces(ds, sp.train_rows, split), split.lr_train)
+    np.testing.assert_array_equal(pool_lr_faces(ds, train_rows, split), split.lr_train)
     rows, info = label_free_pool(ds, split, pairs, exclude_pair_identities=False)
     big = load_dataset("lfw", root=root, hr_size=32, cache_dir=False)
     hr = pool_source_faces(ds, rows, split, "lfw", 32, root, False)
@@ -154,7 +161,7 @@ def _weights_equal(a, b):
 
 def test_ce_sees_only_labelled_faces_and_the_regression_every_pool_face(tiny, monkeypatch):
     import tinyface.distill.step as step_mod
-    import tinyface.train.trainer as trainer_mod
+    fit_mod = importlib.import_module("tinyface.train.fit")   # the module, where fit looks it up
     split, bank, pool, student = tiny
     n, m = len(split.y_train), pool.n
     seen = []                           # per step: (idx, CE rows, CE labels, regression idx, w)
@@ -174,7 +181,7 @@ def test_ce_sees_only_labelled_faces_and_the_regression_every_pool_face(tiny, mo
         return reg_orig(self, adapter, emb, idx)
 
     val_sizes = []
-    eval_orig = trainer_mod.evaluate_classifier
+    eval_orig = fit_mod.evaluate_classifier
 
     def evaluate(model, images, labels, *a, **k):
         val_sizes.append(len(images))
@@ -183,9 +190,10 @@ def test_ce_sees_only_labelled_faces_and_the_regression_every_pool_face(tiny, mo
     monkeypatch.setattr(step_mod, "softmax_cross_entropy_loss", ce)
     monkeypatch.setattr(DistillStep, "regression", reg)
     monkeypatch.setattr(DistillStep, "__call__", call)
-    monkeypatch.setattr(trainer_mod, "evaluate_classifier", evaluate)
+    monkeypatch.setattr(fit_mod, "evaluate_classifier", evaluate)
     cfg = finetune_config(epochs=1, batch_size=16, seed=0)
-    res = finetune(student, split, bank, "selective", cfg, ratio=0.5, pool=pool, log=quiet)
+    res = finetune(student, split, bank, None, mu1("selective", ratio=0.5), cfg, pool=pool,
+                   log=quiet)
     assert len(seen) == -(-(n + m) // 16) == res["metrics"]["steps_per_epoch"]
     assert any((s["idx"] >= n).any() and (s["idx"] < n).any() for s in seen)   # mixed batches
     ce_total, pool_regressed = 0, set()
@@ -205,7 +213,8 @@ def test_ce_sees_only_labelled_faces_and_the_regression_every_pool_face(tiny, mo
     assert val_sizes == []               # test faces are not followed epoch by epoch
     if not split.is_validation:
         carved = dataclasses.replace(split, meta=dict(split.meta, validation=0.2))
-        finetune(student, carved, bank, "selective", cfg, ratio=0.5, pool=pool, log=quiet)
+        finetune(student, carved, bank, None, mu1("selective", ratio=0.5), cfg, pool=pool,
+                 log=quiet)
         assert val_sizes == [len(split.y_test)]          # validation faces: followed
     met = res["metrics"]
     assert (met["faces"], met["unlabelled_faces"], met["faces_per_epoch"]) == (n, m, n + m)
@@ -238,33 +247,33 @@ def test_labelled_terms_of_a_mixed_batch_are_means_over_the_labelled_rows(tiny):
 def test_without_a_pool_the_run_is_exactly_todays(tiny):
     split, bank, pool, student = tiny
     cfg = finetune_config(epochs=1, batch_size=16, seed=2)
-    plain = finetune(student, split, bank, "full", cfg, log=quiet)
-    empty = finetune(student, split, bank, "full", cfg, log=quiet,
+    plain = finetune(student, split, bank, None, mu1("full"), cfg, log=quiet)
+    empty = finetune(student, split, bank, None, mu1("full"), cfg, log=quiet,
                      pool=UnlabelledPool.empty(split.lr_size, bank.dim))
     assert _weights_equal(plain["wrapper"], empty["wrapper"])
     assert empty["metrics"]["unlabelled_faces"] == 0 and empty["metrics"]["pool"] is None
     # none and kd ignore a pool
     for v in ("none", "kd"):
-        a = finetune(student, split, bank, v, cfg, log=quiet)
-        b = finetune(student, split, bank, v, cfg, log=quiet, pool=pool)
+        a = finetune(student, split, bank, None, mu1(v), cfg, log=quiet)
+        b = finetune(student, split, bank, None, mu1(v), cfg, log=quiet, pool=pool)
         assert _weights_equal(a["wrapper"], b["wrapper"]), v
         assert b["metrics"]["unlabelled_faces"] == 0 and not b["metrics"]["pool"]["used"]
     # with the pool the run differs
-    used = finetune(student, split, bank, "full", cfg, log=quiet, pool=pool)
+    used = finetune(student, split, bank, None, mu1("full"), cfg, log=quiet, pool=pool)
     assert not _weights_equal(plain["wrapper"], used["wrapper"])
 
 
 def test_pool_runs_are_deterministic_and_depend_on_the_targets(tiny):
     split, bank, pool, student = tiny
     cfg = finetune_config(epochs=1, batch_size=16, seed=5)
-    a = finetune(student, split, bank, "full", cfg, log=quiet, pool=pool)
-    b = finetune(student, split, bank, "full", cfg, log=quiet, pool=pool)
+    a = finetune(student, split, bank, None, mu1("full"), cfg, log=quiet, pool=pool)
+    b = finetune(student, split, bank, None, mu1("full"), cfg, log=quiet, pool=pool)
     assert _weights_equal(a["wrapper"], b["wrapper"])
     other = UnlabelledPool(pool.lr_images, pool.targets[::-1].copy())
-    c = finetune(student, split, bank, "full", cfg, log=quiet, pool=other)
+    c = finetune(student, split, bank, None, mu1("full"), cfg, log=quiet, pool=other)
     assert not _weights_equal(a["wrapper"], c["wrapper"])
-    d = finetune(student, split, bank, "full", finetune_config(epochs=1, batch_size=16, seed=6),
-                 log=quiet, pool=pool)
+    d = finetune(student, split, bank, None, mu1("full"),
+                 finetune_config(epochs=1, batch_size=16, seed=6), log=quiet, pool=pool)
     assert not _weights_equal(a["wrapper"], d["wrapper"])
 
 
@@ -302,8 +311,8 @@ def test_signature_and_resume_key_on_the_pool(tiny, tmp_path, monkeypatch):
 
     # resume: an interrupted pool run ends with the weights of an uninterrupted one
     cfg = finetune_config(epochs=2, batch_size=16, seed=4)
-    whole = finetune(student, split, bank, "full", cfg, out_dir=tmp_path / "whole", log=quiet,
-                     pool=pool)
+    whole = finetune(student, split, bank, None, mu1("full"), cfg, out_dir=tmp_path / "whole",
+                     log=quiet, pool=pool)
     steps = whole["metrics"]["steps_per_epoch"]
     original = DistillStep.__call__
 
@@ -314,14 +323,15 @@ def test_signature_and_resume_key_on_the_pool(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(DistillStep, "__call__", stop_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        finetune(student, split, bank, "full", cfg, out_dir=tmp_path / "cut", log=quiet, pool=pool)
+        finetune(student, split, bank, None, mu1("full"), cfg, out_dir=tmp_path / "cut",
+                 log=quiet, pool=pool)
     monkeypatch.setattr(DistillStep, "__call__", original)
     with pytest.raises(ResumeMismatchError, match="label-free pool"):
-        finetune(student, split, bank, "full", cfg, out_dir=tmp_path / "cut", log=quiet,
+        finetune(student, split, bank, None, mu1("full"), cfg, out_dir=tmp_path / "cut", log=quiet,
                  pool=other, resume=True)
     with pytest.raises(ResumeMismatchError):
-        finetune(student, split, bank, "full", cfg, out_dir=tmp_path / "cut", log=quiet,
+        finetune(student, split, bank, None, mu1("full"), cfg, out_dir=tmp_path / "cut", log=quiet,
                  resume=True)
-    resumed = finetune(student, split, bank, "full", cfg, out_dir=tmp_path / "cut", log=quiet,
-                       pool=pool, resume=True)
+    resumed = finetune(student, split, bank, None, mu1("full"), cfg, out_dir=tmp_path / "cut",
+                       log=quiet, pool=pool, resume=True)
     assert _weights_equal(whole["wrapper"], resumed["wrapper"])

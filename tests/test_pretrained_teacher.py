@@ -120,9 +120,9 @@ STAND_IN = {"name": "stand-in", "input_size": 32, "in_channels": 3, "stages": [8
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    """``load_pretrained`` returns a tiny FaceNet (32 px -> 16-d); ``calls`` records the
-    weights argument, ``seed`` picks its weights."""
-    import tinyface.models.pretrained as pretrained
+    """``load_pretrained`` (as the frozen teacher calls it) returns a tiny FaceNet
+    (32 px -> 16-d); ``calls`` records the weights argument, ``seed`` picks its weights."""
+    import tinyface.distill.frozen_teacher as frozen_teacher
     state = {"calls": [], "seed": 0, "spec": STAND_IN}
 
     def fake(name="dlib-resnet", weights=None, num_classes=1, check_sha256=True):
@@ -131,7 +131,7 @@ def stand_in(monkeypatch):
                             seed=state["seed"]).eval()
         model.pretrained = {"name": name, "folder": str(weights)}
         return model
-    monkeypatch.setattr(pretrained, "load_pretrained", fake)
+    monkeypatch.setattr(frozen_teacher, "load_pretrained", fake)
     return state
 
 
@@ -285,7 +285,7 @@ def test_ablation_command_with_a_tuned_stand_in_teacher(stand_in, tmp_path):
     (["--teacher-weights", "w"], "--teacher-weights is for a pretrained teacher"),
     (["--teacher", "dlib-resnet", "--pretrained-hr-size", "3"], "pretrained_hr_size"),
     (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,0"], "head_penalties must be"),
-    (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,x"], "not a list of numbers"),
+    (["--teacher", "dlib-resnet", "--head-penalties", "1e-3,x"], "'x' is not a number"),
 ])
 def test_bad_teacher_options_exit_2_with_one_line(tmp_path, capsys, args, message):
     from tinyface.cli import main

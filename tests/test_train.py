@@ -7,9 +7,10 @@ import pytest
 
 from tinyface import losses, nn
 from tinyface.checkpoint import load_model
-from tinyface.data import load_dataset
+from tinyface.data import load_dataset, to_float
+from tinyface.optim import SGD
 from tinyface.train import (TIMING_KEYS, NoCheckpointError, ResumeMismatchError, TrainConfig,
-                            TrainingDiverged, evaluate_classifier, fit)
+                            TrainingDiverged, evaluate_classifier, fit, train_step)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,30 @@ def test_loss_decreases_and_progress_lines(faces):
     loss, acc = evaluate_classifier(model, xva, yva, batch_size=7)
     assert loss == pytest.approx(history[-1]["val_loss"], rel=1e-5)
     assert acc == history[-1]["val_acc"]
+
+
+def test_train_step_is_the_hand_written_step_bit_for_bit(faces):
+    xtr, ytr, _, _ = faces
+    x, y = to_float(xtr[:16]), ytr[:16].astype(np.int64)          # (16, 3, 16, 16), (16,)
+    by_hand, stepped = small_cnn(seed=1, dropout=True), small_cnn(seed=1, dropout=True)
+    opt_hand = SGD(by_hand, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    opt = SGD(stepped, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    for _ in range(3):                                  # momentum: the state matters too
+        by_hand.zero_grad()
+        logits = by_hand.forward(x)
+        loss, dlogits = losses.softmax_cross_entropy_loss(logits, y)
+        by_hand.backward(dlogits)
+        opt_hand.step()
+        got, correct = train_step(stepped, opt, x, y)
+        assert got == loss
+        assert correct == np.count_nonzero(np.argmax(logits, axis=1) == y)
+    same_weights(by_hand, stepped)
+
+    # a step_fn replaces forward, loss and backward; a NaN loss stops before the update
+    before = {k: v.copy() for k, v in stepped.state_dict().items()}
+    with pytest.raises(losses.NonFiniteLossError, match="loss is nan"):
+        train_step(stepped, opt, x, y, np.arange(16), lambda m, xb, idx, yb: (float("nan"), 0))
+    assert all(np.array_equal(before[k], v) for k, v in stepped.state_dict().items())
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])

@@ -11,9 +11,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+from tinyface import tutorial
+from tinyface.data import load_split
+from tinyface.eval import embed_images, logits_of
+from tinyface.models import WeightsError, build_model, teacher_lite_spec
 from tinyface.tutorial import SAVED_PREFIX
 
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-9][0-9]_*.py"))
@@ -51,22 +57,19 @@ def test_tutorial_runs_in_quick_mode(script, tmp_path):
 
 # ------------------------------------------------ the teacher helpers of tutorials 06-08
 def _args(**kw):
-    from types import SimpleNamespace
     return SimpleNamespace(**dict({"quick": False, "teacher": None, "ablation": None}, **kw))
 
 
 def test_choose_teacher(monkeypatch, tmp_path):
-    from tinyface import tutorial
-    from tinyface.models import weights as wmod
     assert tutorial.choose_teacher(_args(quick=True), "synthetic") is None
     assert tutorial.choose_teacher(_args(), "synthetic") is None       # one person to dlib
     assert tutorial.choose_teacher(_args(teacher="runs/t"), "lfw") == "runs/t"
 
     def missing(weights=None):
-        raise wmod.WeightsError("no weights")
-    monkeypatch.setattr(wmod, "find_weights_dir", missing)
+        raise WeightsError("no weights")
+    monkeypatch.setattr(tutorial, "find_weights_dir", missing)
     assert tutorial.choose_teacher(_args(), "lfw") is None             # ours, trained
-    monkeypatch.setattr(wmod, "find_weights_dir", lambda weights=None: tmp_path)
+    monkeypatch.setattr(tutorial, "find_weights_dir", lambda weights=None: tmp_path)
     assert tutorial.choose_teacher(_args(), "lfw") == tutorial.PRETRAINED_TEACHER
     assert tutorial.teacher_width(tutorial.PRETRAINED_TEACHER) == 128
     assert tutorial.teacher_width(None) == 256
@@ -74,7 +77,6 @@ def test_choose_teacher(monkeypatch, tmp_path):
 
 
 def test_reuse_caches_copies_only_what_is_missing(tmp_path, monkeypatch):
-    from tinyface import tutorial
     src, dst = tmp_path / "abl", tmp_path / "out" / "ablation"
     (src / "teacher-descriptors").mkdir(parents=True)
     for name, text in (("teacher-descriptors/train-hr.npz", "a"),
@@ -114,13 +116,6 @@ def test_reuse_caches_copies_only_what_is_missing(tmp_path, monkeypatch):
 
 
 def test_teacher_features_of_a_trained_teacher():
-    import numpy as np
-    from types import SimpleNamespace
-    from tinyface import tutorial
-    from tinyface.eval import embed_images, logits_of
-    from tinyface.models import build_model
-    from tinyface.models.zoo import teacher_lite_spec
-    from tinyface.data import load_split
     split = load_split("synthetic", hr_size=32, lr_size=8, seed=0,
                        synthetic={"n_identities": 3, "images_per_identity": 4, "family_size": 1})
     teacher = build_model(teacher_lite_spec(split.num_classes, 32), seed=0)

@@ -5,7 +5,8 @@ unlabelled pool) sees the same carve. Synthetic faces and a tiny LFW tree: secon
 import numpy as np
 import pytest
 
-from tinyface.data import carve_validation, identification_split, load_dataset, split_from_meta
+from tinyface.data import (carve_validation, identification_split, load_dataset, split_datasets,
+                           split_from_meta)
 from tinyface.distill.label_free import label_free_pool
 from tinyface.eval.disjoint import disjoint_pairs
 from tinyface.data import load_split
@@ -20,21 +21,20 @@ def _bytes(faces):
 def test_carve_holds_out_a_fraction_of_each_identitys_training_faces():
     ds = load_dataset("synthetic", n_identities=6, images_per_identity=12, hr_size=16)
     sp = identification_split(ds, min_images=2, train_fraction=0.7, seed=0)
-    carved, held = carve_validation(sp, 0.25, seed=0)
-    n_train = np.bincount(sp.train.labels)
-    assert np.array_equal(np.bincount(carved.test.labels), np.round(0.25 * n_train))
-    assert np.array_equal(np.bincount(carved.train.labels) + np.bincount(carved.test.labels),
-                          n_train)
+    tr, va, held = carve_validation(ds, sp, 0.25, seed=0)
+    n_train = np.bincount(ds.labels[sp[0]])
+    assert np.array_equal(np.bincount(ds.labels[va]), np.round(0.25 * n_train))
+    assert np.array_equal(np.bincount(ds.labels[tr]) + np.bincount(ds.labels[va]), n_train)
     # validation and training rows partition the original training rows; no test row
-    rows = np.concatenate([carved.train_rows, carved.test_rows])
-    assert sorted(rows) == sorted(sp.train_rows)
-    assert not set(rows) & set(sp.test_rows)
-    np.testing.assert_array_equal(held, sp.test_rows)
+    rows = np.concatenate([tr, va])
+    assert sorted(rows) == sorted(sp[0])
+    assert not set(rows) & set(sp[1])
+    np.testing.assert_array_equal(held, sp[1])
     # deterministic for a seed, another carve for another seed
-    again, _ = carve_validation(sp, 0.25, seed=0)
-    np.testing.assert_array_equal(again.test_rows, carved.test_rows)
-    other, _ = carve_validation(sp, 0.25, seed=1)
-    assert not np.array_equal(other.test_rows, carved.test_rows)
+    _, again, _ = carve_validation(ds, sp, 0.25, seed=0)
+    np.testing.assert_array_equal(again, va)
+    _, other, _ = carve_validation(ds, sp, 0.25, seed=1)
+    assert not np.array_equal(other, va)
 
 
 def test_carve_refuses_bad_fractions_and_single_face_identities():
@@ -42,10 +42,10 @@ def test_carve_refuses_bad_fractions_and_single_face_identities():
     sp = identification_split(ds, min_images=2, train_fraction=0.5, seed=0)
     for bad in (0.0, 1.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="validation fraction must be in"):
-            carve_validation(sp, bad)
+            carve_validation(ds, sp, bad)
     tiny = identification_split(ds, min_images=2, train_fraction=0.25, seed=0)  # 1 each
     with pytest.raises(ValueError, match="at least 2 per identity"):
-        carve_validation(tiny, 0.5)
+        carve_validation(ds, tiny, 0.5)
 
 
 def test_load_split_with_validation_measures_training_faces_only():
@@ -78,10 +78,15 @@ def test_split_from_meta_gives_the_carved_faces(lfw):
     split = load_split("lfw", data_root=lfw, hr_size=16, lr_size=8, cache_dir=False,
                        validation=0.3)
     ds = load_dataset("lfw", root=lfw, hr_size=16, cache_dir=False)
-    sp, held = split_from_meta(ds, split.meta)
-    np.testing.assert_array_equal(sp.train.images, split.hr_train)
-    np.testing.assert_array_equal(sp.test.images, split.hr_test)
-    assert len(held) > 0 and not set(held) & (set(sp.train_rows) | set(sp.test_rows))
+    train_rows, test_rows, held = split_from_meta(ds, split.meta)
+    np.testing.assert_array_equal(ds.images[train_rows], split.hr_train)
+    np.testing.assert_array_equal(ds.images[test_rows], split.hr_test)
+    np.testing.assert_array_equal(train_rows, split.train_rows)
+    np.testing.assert_array_equal(test_rows, split.test_rows)
+    train, test = split_datasets(ds, train_rows, test_rows)
+    np.testing.assert_array_equal(train.labels, split.y_train)
+    np.testing.assert_array_equal(test.labels, split.y_test)
+    assert len(held) > 0 and not set(held) & (set(train_rows) | set(test_rows))
 
 
 def test_unlabelled_pool_of_a_validation_split_leaves_out_the_test_faces(lfw):

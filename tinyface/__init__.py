@@ -1,11 +1,26 @@
 """tinyface: low-resolution face recognition via selective knowledge distillation.
 
-A from-scratch NumPy/Numba implementation. Every layer's forward and backward pass is
-written by hand in three tiers:
+A from-scratch NumPy/Numba implementation. Every op's forward and backward pass is
+written by hand in three tiers, chosen with ``tinyface.backend.set_backend``:
 
 - ``tinyface.reference``: plain NumPy, slow and obvious; tests compare against it;
-- ``tinyface.kernels``:   Numba CPU kernels, what the layers run;
-- ``tinyface.nn``:        PyTorch-style layer classes holding ``params`` and ``grads``.
+- ``tinyface.kernels``:   Numba CPU kernels, what the layers run by default;
+- ``tinyface.cuda``:      numba.cuda GPU kernels (optional: needs a GPU).
+
+Every tier implements the ops named in ``tinyface.ops_list``; ``tinyface.nn`` holds the
+PyTorch-style layer classes (``params`` and ``grads``) that call them. The package's
+floors, bottom to top (a module imports only from its own floor or below;
+``tests/test_structure.py`` checks it):
+
+- the op tiers, ``optim``, ``backend``: ops, optimizers, the tier the layers run;
+- ``nn``, ``data``, ``losses``, ``checkpoint``: layers, faces and splits, losses, files;
+- ``models``, ``eval``, ``select``: the networks; identification and verification
+  metrics; the sparse graph selection of faces;
+- ``cuda``: the GPU tier (imported on demand below it);
+- ``train``, ``bench``, ``checks``: the training loop; benchmarks; the CUDA self-checks;
+- ``distill``: the method (selective distillation of the teacher into the LR student);
+- ``experiments``: the runners (the two streams, the ablation, deployment, reports);
+- ``cli``: ``python -m tinyface``.
 """
 
 __version__ = "0.1.0"

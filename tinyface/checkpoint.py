@@ -2,7 +2,8 @@
 
 File layout (every entry is a plain array; ``np.load(..., allow_pickle=False)`` reads it):
 
-- ``__tinyface__``:   JSON ``{"format": "tinyface-checkpoint", "version": 1, "kind": ...}``;
+- ``__tinyface__``:   JSON ``{"format": "tinyface-checkpoint", "version": 1, "kind": ...,
+  "layers": {type name: module}}``, the module defining each layer class of the model;
 - ``architecture``:   JSON of ``model.config()``, rebuilt by ``nn.module.build_layer``;
 - ``metadata``:       JSON dict given by the caller (anything ``json`` can write);
 - ``param/<name>``:   each parameter under its dotted name, e.g. ``param/0.weight``;
@@ -18,16 +19,27 @@ JSON strings are stored as 0-d unicode arrays. Writes go to a temporary file in 
 target directory, which is flushed, fsync'ed and then renamed over the target with
 ``os.replace``: a crash mid-write leaves the old file intact and no partial file.
 """
+import importlib
 import json
 import os
 
 import numpy as np
 
 from .atomic import savez_atomic
-from .nn.module import build_layer
+from .nn.module import LAYER_TYPES, build_layer
 
 FORMAT = "tinyface-checkpoint"
 VERSION = 1
+
+# Layers register themselves (``nn.module.register_layer``) where they are defined, so a
+# layer type is buildable once its module is imported. A file records the module of each
+# layer class it holds (header ``"layers"``) and ``load_model`` imports those modules by
+# name: this floor never imports the floors that define models. Files written before the
+# header had ``"layers"`` name their modules through this table.
+LEGACY_LAYER_MODULES = {"FaceNet": "tinyface.models.facenet",
+                        "Residual": "tinyface.models.spec",
+                        "DistillStudent": "tinyface.distill.model",
+                        "CrossResolutionStudent": "tinyface.distill.cross_resolution"}
 
 
 def _json_default(obj):
@@ -59,8 +71,45 @@ def _atomic_savez(path, arrays):
     return savez_atomic(path, arrays)
 
 
+def _layer_modules(model, out=None):
+    """``{type name: defining module}`` of ``model`` and every layer inside it."""
+    out = {} if out is None else out
+    out[type(model).__name__] = type(model).__module__
+    for child in model.children():
+        _layer_modules(child, out)
+    return out
+
+
+def _config_types(config, out=None):
+    """Every layer type name in an architecture record (nested dicts and lists)."""
+    out = set() if out is None else out
+    if isinstance(config, dict):
+        if isinstance(config.get("type"), str):
+            out.add(config["type"])
+        for value in config.values():
+            _config_types(value, out)
+    elif isinstance(config, list):
+        for value in config:
+            _config_types(value, out)
+    return out
+
+
+def _import_layers(header, config):
+    """Import the modules that define the record's layer types not yet registered.
+
+    Only modules of this package are imported: a file never makes the loader run code
+    from elsewhere (a layer defined outside is registered by importing it first)."""
+    recorded = header.get("layers") or {}
+    for kind in sorted(_config_types(config) - set(LAYER_TYPES)):
+        module = recorded.get(kind, LEGACY_LAYER_MODULES.get(kind))
+        if isinstance(module, str) and (module == "tinyface" or module.startswith("tinyface.")):
+            importlib.import_module(module)
+
+
 def _model_arrays(model, metadata, kind):
-    arrays = {"__tinyface__": _json_array({"format": FORMAT, "version": VERSION, "kind": kind}),
+    header = {"format": FORMAT, "version": VERSION, "kind": kind,
+              "layers": _layer_modules(model)}
+    arrays = {"__tinyface__": _json_array(header),
               "architecture": _json_array(model.config()),
               "metadata": _json_array({} if metadata is None else metadata)}
     for name, p in model.named_parameters():
@@ -136,16 +185,14 @@ def save_model(path, model, metadata=None):
 def load_model(path):
     """Rebuild a model from a checkpoint: ``(model, metadata)``.
 
-    The architecture is rebuilt with ``build_layer(config)`` (every layer type in the
-    file must be imported/registered), then the weights are loaded into it.
+    The architecture is rebuilt with ``build_layer(config)``, after importing the
+    modules that define its layer types (the header's ``"layers"``, or
+    ``LEGACY_LAYER_MODULES`` for older files), then the weights are loaded into it.
     """
-    import tinyface.distill.cross_resolution  # noqa: F401  (registers CrossResolutionStudent)
-    import tinyface.distill.model  # noqa: F401  (registers DistillStudent with build_layer)
-    import tinyface.models  # noqa: F401  (registers FaceNet and Residual with build_layer)
-
     path, arrays = _read(path)
     config = _json(arrays, "architecture", path)
     try:
+        _import_layers(_json(arrays, "__tinyface__", path), config)
         model = build_layer(config)
     except Exception as e:
         raise ValueError(f"checkpoint {path!r}: cannot rebuild the architecture: {e}") from e

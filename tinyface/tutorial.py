@@ -24,8 +24,17 @@ and must finish in about a minute on 2 cores; the default ("full") uses real LFW
 """
 import argparse
 import os
+import shutil
 import sys
 import time
+
+import matplotlib.pyplot as plt
+
+from tinyface.data import default_data_root, load_split
+from tinyface.distill import FrozenTeacher, extract_bank, source_faces
+from tinyface.eval import embed_images, logits_of
+from tinyface.experiments import load_stream
+from tinyface.models import WeightsError, dlib_resnet_spec, find_weights_dir, teacher_lite_spec
 
 SAVED_PREFIX = "saved: "
 
@@ -59,7 +68,6 @@ def parse_args(number, doc, argv=None, extra=None):
 def real_data_root(args):
     """The real-data folder this run may use, or None: ``--data-root`` if given (it must
     exist), else the default data root if it holds LFW."""
-    from tinyface.data import default_data_root
     if args.data_root:
         if not os.path.isdir(args.data_root):
             raise SystemExit(f"--data-root {args.data_root}: no such folder")
@@ -86,7 +94,6 @@ def load_faces(args, quick_faces=QUICK_FACES):
     """``(split, root)``: the HR/LR ``FaceSplit`` of this run (``choose_data``, ``--seed``,
     ``--cache``; ``quick_faces`` sets the synthetic faces of ``--quick``) and the real-data
     folder it came from (None for synthetic faces). ``split.meta["data"]`` names the data."""
-    from tinyface.data import load_split
     data, root = choose_data(args)
     split = load_split(data, data_root=root, seed=args.seed, cache_dir=args.cache,
                        synthetic=quick_faces if data == "synthetic" and args.quick else None)
@@ -140,7 +147,6 @@ class Tutorial:
 
     def save_figure(self, fig, name, dpi=90):
         """Lay out, write ``OUT/name``, close and announce a matplotlib figure; its path."""
-        import matplotlib.pyplot as plt
         path = self.path(name)
         fig.tight_layout()
         fig.savefig(path, dpi=dpi)
@@ -195,7 +201,6 @@ def choose_teacher(args, data):
                "synthetic faces, which the pretrained net sees as one person")
         print(f"teacher: trained here ({why})")
         return None
-    from tinyface.models.weights import WeightsError, find_weights_dir
     try:
         folder = find_weights_dir()
     except WeightsError as exc:
@@ -210,12 +215,10 @@ def teacher_width(choice, num_classes=1):
     """Dt, the width of the features a teacher ``choice`` (``choose_teacher``) gives: 128
     for dlib's descriptors, a trained teacher's embedding width (read from PATH when it
     holds one), else the teacher-lite's (256)."""
-    from tinyface.models.zoo import dlib_resnet_spec, teacher_lite_spec
     if choice == PRETRAINED_TEACHER:
         return int(dlib_resnet_spec()["embedding_dim"])
     path = choice and (choice if choice.endswith(".npz") else os.path.join(choice, "model.npz"))
     if path and os.path.isfile(path):
-        from tinyface.experiments import load_stream
         return int(load_stream(path).embedding_dim)
     return int(teacher_lite_spec(num_classes)["embedding_dim"])
 
@@ -244,7 +247,6 @@ def reuse_caches(src, dst, names=TEACHER_CACHES):
     was copied. The teacher's caches say what they belong to (the backbone's sha256, the
     faces, the head's settings) and the runs their settings, so a copy that does not fit
     this run is computed again. ``src`` is never written. Returns the files copied."""
-    import shutil
     if src is None:
         return []
     copied, kept, shown = [], 0, []
@@ -303,8 +305,6 @@ class TeacherFeatures:
     """
 
     def __init__(self, teacher, split, bank_path=None, log=None):
-        from tinyface.distill.frozen_teacher import FrozenTeacher
-        from tinyface.eval import embed_images, logits_of
         self.teacher, self.split = teacher, split
         self.frozen = isinstance(teacher, FrozenTeacher)
         if self.frozen:
@@ -315,7 +315,6 @@ class TeacherFeatures:
             self.logits_hr, self.logits_lr = (teacher.head.logits(d) for d in (self.test_hr,
                                                                                 self.test_lr))
         else:
-            from tinyface.distill import extract_bank
             self.bank = extract_bank(teacher, split.hr_train, cache_path=bank_path, log=log)
             self.name = teacher.spec["name"]
             self.test_hr = embed_images(teacher, split.hr_test)
@@ -329,12 +328,10 @@ class TeacherFeatures:
 
     def pairs(self, pairs, method="bicubic"):
         """The pairs' faces through the teacher: (HR (M, D), LR upsampled (M, D))."""
-        from tinyface.eval import embed_images
         lr = self.split.lr_size
         if not self.frozen:
             return (embed_images(self.teacher, pairs.faces()),
                     embed_images(self.teacher, pairs.faces(lr, True, method)))
-        from tinyface.distill.frozen_teacher import source_faces
         ft = self.teacher
         hr = source_faces(self.split, ft.data, ft.size, ft.data_root, ft.cache_dir, pairs=pairs)
         return (ft.descriptors("pairs-hr", hr),

@@ -30,10 +30,9 @@ import numpy as np  # noqa: E402
 
 from tinyface import tutorial  # noqa: E402
 from tinyface.data import (LR_SIZES, antialias_sigma, degrade, identification_split,  # noqa: E402
-                           load_dataset, montage, pick_faces)
-from tinyface.data.lowres import (detail_energy_kept, nearest_neighbour_accuracy,  # noqa: E402
-                                  radial_power_spectrum)
-from tinyface.data.probe import resolution_gap  # noqa: E402
+                           load_dataset, montage, pick_faces, split_datasets)
+from tinyface.data import (detail_energy_kept, nearest_neighbour_accuracy,  # noqa: E402
+                           radial_power_spectrum, resolution_gap)
 
 HR = 64
 F_MIN = 4          # "detail": 4 cycles per face and finer (eyes, nostrils, mouth corners)
@@ -99,10 +98,11 @@ else:
     n_id, per = (20, 12) if args.quick else (100, 20)
     full = load_dataset("synthetic", hr_size=HR, seed=args.seed, n_identities=n_id,
                         images_per_identity=per)
-split = identification_split(full, min_images=10, train_fraction=0.7, seed=args.seed)
-rows = np.concatenate([split.train_rows, split.test_rows])
+train_rows, test_rows = identification_split(full, min_images=10, train_fraction=0.7,
+                                             seed=args.seed)       # (n,) int64 rows of full
+rows = np.concatenate([train_rows, test_rows])
 ds = full.subset(rows, relabel=True)                                # the kept identities
-train, test = split.train, split.test
+train, test = split_datasets(full, train_rows, test_rows)          # relabelled as ds
 K = train.n_identities
 print(f"  {name}: {K} identities, {len(train)} train / {len(test)} test faces (70/30 per identity)")
 print(f"  HR images {ds.images.shape} {ds.images.dtype}, labels {ds.labels.shape}")

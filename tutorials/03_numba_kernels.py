@@ -31,11 +31,11 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinyface import kernels, reference, tutorial  # noqa: E402
-from tinyface.bench.kernels import bench_layers, student_throughput, threading_trap  # noqa: E402
-from tinyface.bench.networks import reference_student, reference_teacher  # noqa: E402
-from tinyface.bench.timing import let_blas_threads_sleep, median_seconds, sgemm_peak_gflops  # noqa: E402
-from tinyface.bench.torch_oracle import load_torch, torch_conv2d, torch_conv_rows  # noqa: E402
-from tinyface.kernels.gemm import matmul  # noqa: E402
+from tinyface.bench import (bench_layers, let_blas_threads_sleep, load_torch,  # noqa: E402
+                            median_seconds, reference_student, reference_teacher,
+                            sgemm_peak_gflops, student_throughput, threading_trap, torch_conv2d,
+                            torch_conv_rows)
+from tinyface.kernels import gemm  # noqa: E402
 
 U32 = np.finfo(np.float32).eps / 2            # unit round-off of float32, 2^-24
 U64 = np.finfo(np.float64).eps / 2
@@ -68,14 +68,14 @@ print("  A sum of n products in floating point, in any order, is off by at most\
       "  (float64). Rounding errors mostly cancel, so real errors sit far below that bound.")
 A = rng.standard_normal((37, 53))                                   # odd shapes: left-over rows
 B = rng.standard_normal((53, 29))
-C = matmul(A, B)                                                    # (37, 29), numba GEMM
+C = gemm.matmul(A, B)                                               # (37, 29), numba GEMM
 bound = 2 * gamma(53, U64) * (np.abs(A) @ np.abs(B))                # (37, 29): both products round
 print(f"  GEMM float64 (37x53)@(53x29): max |numba - numpy| = {np.abs(C - A @ B).max():.2e}")
 t.check("GEMM float64: worst |error| / its bound", float((np.abs(C - A @ B) / bound).max()), below=1.0)
 
 A32 = rng.standard_normal((16, 144)).astype(np.float32)
 B32 = rng.standard_normal((144, 64)).astype(np.float32)
-C32 = matmul(A32, B32)                                              # (16, 64): Cout x K @ K x pixels
+C32 = gemm.matmul(A32, B32)                                         # (16, 64): Cout x K @ K x pixels
 exact = A32.astype(np.float64) @ B32.astype(np.float64)
 bound = gamma(144, U32) * (np.abs(A32.astype(np.float64)) @ np.abs(B32.astype(np.float64)))
 print(f"  GEMM float32 (16x144)@(144x64), a conv's im2col shape: max |numba - exact| = "
@@ -126,7 +126,7 @@ peak = max(sgemm_peak_gflops(n=n) for _ in range(3))
 let_blas_threads_sleep()                                            # let BLAS's threads go quiet
 Ag, Bg = rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
 Cg = np.empty((n, n), np.float32)
-t_ours = median_seconds(lambda: matmul(Ag, Bg, Cg), reps=max(3, reps // 2), warmup=2)
+t_ours = median_seconds(lambda: gemm.matmul(Ag, Bg, Cg), reps=max(3, reps // 2), warmup=2)
 ours = 2.0 * n ** 3 / t_ours / 1e9
 print(f"  sgemm peak (NumPy BLAS, {n}x{n}, float32, best of 3): {peak:.1f} GFLOP/s")
 print(f"  numba GEMM ({n}x{n}, {threads} thread(s)): {t_ours * 1e3:.1f} ms = {ours:.1f} GFLOP/s, "

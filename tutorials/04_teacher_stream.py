@@ -25,9 +25,21 @@ import json
 import math
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from tinyface import tutorial
+from tinyface.data import find_pairs_file, load_dataset, load_pairs, to_float
+from tinyface.eval import best_threshold, evaluate_identification, plots, resolve_folds
+from tinyface.experiments import build_stream_model, load_trained, train_stream
+from tinyface.losses import softmax_cross_entropy_loss
+from tinyface.models import (DLIB_MEAN_RGB, TEACHER_STAGES, WeightsError, build_model,
+                             build_student, compare_with_manifest, dlib_resnet_spec, embed_faces,
+                             find_weights_dir, fold_input_normalisation, format_manifest,
+                             format_summary, load_pretrained, read_dlib_dat, read_manifest,
+                             read_manifest_weights, resize_faces, spec_by_name, summary, totals)
+from tinyface.reference import avgpool2d_forward, conv2d_forward, maxpool2d_forward
+from tinyface.train import TrainConfig, fit, save_curves
 
 # face-api.js's residual blocks after the 7x7 conv and the max pool, in order
 DLIB_RESIDUALS = ["conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1", "conv64_2",
@@ -52,10 +64,6 @@ def descriptor_by_hand(w, face):
 
     w: {name: array} (``read_manifest_weights``); face: (3, 150, 150) uint8. Returns (128,).
     """
-    from tinyface.models.pretrained import DLIB_MEAN_RGB
-    from tinyface.reference.conv import conv2d_forward
-    from tinyface.reference.pool import avgpool2d_forward, maxpool2d_forward
-
     def relu(z):
         return np.maximum(z, 0.0)
 
@@ -84,8 +92,6 @@ def descriptor_by_hand(w, face):
 def demo_faces(args):
     """(faces (M, 3, h, w) uint8, rows ia, ib (P,), same (P,) bool, what): ``--pairs`` LFW
     pairs, half same, in the full mode with LFW, else 12 synthetic faces and their 66 pairs."""
-    from tinyface.data import find_pairs_file, load_dataset, load_pairs
-    from tinyface.eval.verification import resolve_folds
     root = None if args.quick else tutorial.real_data_root(args)
     pairs_file = find_pairs_file(root) if root else None
     if pairs_file is None:
@@ -106,15 +112,6 @@ def demo_faces(args):
 
 def pretrained_teacher(t, args):
     """Part 1, sections 1-5: a dict of what it measured, or None without the weights."""
-    from tinyface.data import to_float
-    from tinyface.eval.verification import best_threshold
-    from tinyface.models import (build_model, dlib_resnet_spec, embed_faces, format_summary,
-                                 load_pretrained, summary, totals)
-    from tinyface.models.dlib_dat import compare_with_manifest, read_dlib_dat
-    from tinyface.models.pretrained import DLIB_MEAN_RGB, fold_input_normalisation, resize_faces
-    from tinyface.models.weights import (WeightsError, find_weights_dir, format_manifest,
-                                         read_manifest, read_manifest_weights)
-
     t.section("1. dlib's weights: the files, the manifest, uint8 dequantisation by hand")
     try:
         folder = find_weights_dir()          # $TINYFACE_DATA, ../shared/data, then the cache
@@ -207,7 +204,6 @@ def pretrained_teacher(t, args):
                 acc, above=0.85)
         t.check("mean distance, different / same pairs",
                 float(dist[~same].mean() / dist[same].mean()), above=1.3)
-    import matplotlib.pyplot as plt
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     bins = np.linspace(0, max(1.0, 1.05 * dist.max()), 43)
     ax.hist(dist[same], bins, alpha=0.6, label=f"same person ({same.sum()})")
@@ -244,17 +240,6 @@ def hand_count(stages, embedding_dim, num_classes, in_channels=3):
 def main():
     args = tutorial.parse_args(4, __doc__, extra=extra)
     t = tutorial.Tutorial(args, title="Tutorial 4: the teacher stream")
-
-    from tinyface.data import to_float
-    from tinyface.eval import plots
-    from tinyface.losses import softmax_cross_entropy_loss
-    from tinyface.models import build_model, build_student, spec_by_name, summary, totals
-    from tinyface.models.zoo import TEACHER_STAGES
-    from tinyface.eval import evaluate_identification
-    from tinyface.experiments import train_stream
-    from tinyface.experiments.streams import build_stream_model
-    from tinyface.experiments.trained import load_trained
-    from tinyface.train import TrainConfig, fit, save_curves
 
     print("\nPart 1: a pretrained teacher, dlib's ResNet, loaded step by step")
     dlib = pretrained_teacher(t, args)

@@ -4,8 +4,11 @@ In the paper (Ge et al., TIP 2019, sections III-A and IV) the student is a tiny 
 that sees only low-resolution faces and must fit in 0.15 MB while running fast on a
 CPU (418 faces/s in the paper). Before any distillation it is trained from scratch on
 LR faces: this is the baseline that selective distillation (tutorials 06-07) improves.
-Here we check the student's size by hand, train it, measure its memory in bytes and its
-speed in faces/s (median, warm-up excluded), and compare its accuracy with the teacher's
+Here we check the student's size by hand, write its training step out once (zero_grad,
+forward, loss, backward, optimizer step) and watch the loss fall, train it with ``fit``
+(that same step, with augmentation, validation and checkpoints around it), measure its
+memory in bytes and its speed in faces/s (median, warm-up excluded), and compare its
+accuracy with the teacher's
 at HR and with the teacher fed the same LR faces upsampled back to 64x64: the teacher
 loses most of its accuracy there, which is why a dedicated LR student is needed.
 
@@ -23,9 +26,24 @@ import json
 import math
 import textwrap
 
-import numpy as np
+import matplotlib
 
-from tinyface import tutorial
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tinyface import tutorial  # noqa: E402
+from tinyface.data import degrade, to_float  # noqa: E402
+from tinyface.eval import evaluate_identification, plots  # noqa: E402
+from tinyface.experiments import (build_stream_model, deployment_report,  # noqa: E402
+                                  format_deployment, load_trained, measure_throughput,
+                                  train_stream)
+from tinyface.losses import softmax_cross_entropy_loss  # noqa: E402
+from tinyface.models import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,  # noqa: E402
+                             STUDENT_MAX_PARAMS, STUDENT_STAGES, build_student, format_summary,
+                             summary)
+from tinyface.optim import SGD  # noqa: E402
+from tinyface.train import LR_MAX_SHIFT, TrainConfig, save_curves, train_step  # noqa: E402
 
 # the same quick faces as tutorials 04 and 08, so that their models can be reused
 
@@ -42,9 +60,6 @@ def extra(p):
 
 def faces_figure(split, path, n=4):
     """What each stream sees: HR (teacher), LR (student), LR upsampled (teacher on LR)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     rows = [int(np.flatnonzero(split.y_test == k)[0]) for k in range(min(n, split.num_classes))]
     cols = [(f"HR {split.hr_size}px (teacher)", split.hr_test),
             (f"LR {split.lr_size}px (student)", split.lr_test),
@@ -65,21 +80,6 @@ def faces_figure(split, path, n=4):
 def main():
     args = tutorial.parse_args(5, __doc__, extra=extra)
     t = tutorial.Tutorial(args, title="Tutorial 5: the student stream")
-
-    from tinyface.data import degrade, to_float
-    from tinyface.eval import plots
-    from tinyface.losses import softmax_cross_entropy_loss
-    from tinyface.models import STUDENT_MAX_PARAMS, build_student, format_summary, summary
-    from tinyface.models.zoo import STUDENT_STAGES
-    from tinyface.eval import evaluate_identification
-    from tinyface.experiments import train_stream
-    from tinyface.experiments.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
-                                              deployment_report, format_deployment,
-                                              measure_throughput)
-    from tinyface.experiments.streams import build_stream_model
-    from tinyface.experiments.trained import load_trained
-    from tinyface.train import TrainConfig, save_curves
-    from tinyface.train.config import LR_MAX_SHIFT
 
     t.section("1. Toy checks: the student's bytes by hand, and a flat face stays flat")
     convs, c, n = [s for s in STUDENT_STAGES if s != "M"], 3, 0
@@ -114,12 +114,37 @@ def main():
           f"({(split.hr_size // split.lr_size) ** 2}x fewer)")
     t.saved(faces_figure(split, t.path("faces_hr_lr.png")))
 
-    t.section("3. Check: the untrained student's loss at step 0 is about ln K")
-    fresh = build_stream_model(split, "student", seed=args.seed).train()
-    x = to_float(split.lr_train[:64])                                   # (64, 3, 16, 16)
-    loss0, _ = softmax_cross_entropy_loss(fresh.forward(x), split.y_train[:64])
+    t.section("3. The training step by hand: the loss starts at about ln K and falls")
+    x, y = to_float(split.lr_train[:64]), split.y_train[:64]            # (64, 3, 16, 16), (64,)
+    defaults = TrainConfig()                # the optimizer fit builds by default: SGD
+    by_hand = build_stream_model(split, "student", seed=args.seed).train()
+    opt = SGD(by_hand, lr=defaults.learning_rate, momentum=defaults.momentum,
+              weight_decay=defaults.weight_decay)
+    hand_losses = []
+    for _ in range(10):                     # ten steps on the same 64 faces
+        by_hand.zero_grad()
+        logits = by_hand.forward(x)                                     # (64, K)
+        loss, dlogits = softmax_cross_entropy_loss(logits, y)           # dlogits: (64, K)
+        by_hand.backward(dlogits)           # every layer's grads, output to input
+        opt.step()                          # b = momentum * b + grad + wd * w; w -= lr * b
+        hand_losses.append(loss)
+    loss0 = hand_losses[0]
     print(f"  x {x.shape} -> logits (64, {K}); loss {loss0:.4f}, ln {K} = {math.log(K):.4f}")
     t.check("|loss - ln K| / ln K at step 0", abs(loss0 - math.log(K)) / math.log(K), below=0.1)
+    print(f"  SGD lr {defaults.learning_rate:g}, momentum {defaults.momentum:g}, loss per step: "
+          + " ".join(f"{v:.3f}" for v in hand_losses))
+    t.check("loss at step 9 / step 0", hand_losses[-1] / loss0, below=0.9)
+    twin = build_stream_model(split, "student", seed=args.seed).train()
+    twin_opt = SGD(twin, lr=defaults.learning_rate, momentum=defaults.momentum,
+                   weight_decay=defaults.weight_decay)
+    step_losses = [train_step(twin, twin_opt, x, y)[0] for _ in range(10)]
+    hand_w, twin_w = by_hand.state_dict(), twin.state_dict()
+    print("  fit repeats exactly this step (tinyface.train.train_step), on shuffled, augmented "
+          "batches\n  with a per-step learning rate, validation and checkpoints around it:")
+    t.check("steps where train_step's loss differs from the hand-written one",
+            sum(a != b for a, b in zip(step_losses, hand_losses)), equals=0)
+    t.check("weights where train_step's differ after 10 steps",
+            sum(not np.array_equal(hand_w[k], twin_w[k]) for k in hand_w), equals=0)
 
     def log(line):                          # fit's lines, without one per epoch
         if not line.lstrip().startswith("epoch "):

@@ -57,13 +57,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinyface import tutorial  # noqa: E402
-from tinyface.distill import FeatureBank, extract_bank, make_weights  # noqa: E402
-from tinyface.experiments.ablation import AblationSettings, load_teacher  # noqa: E402
-from tinyface.distill.frozen_teacher import FrozenTeacher  # noqa: E402
-from tinyface.experiments.figures import plot_graph, plot_selection_montage  # noqa: E402
 from tinyface.data import load_split  # noqa: E402
-from tinyface.select import objective, redundancy_graph, select, target_counts  # noqa: E402
-from tinyface.select.solver import gradient, solve  # noqa: E402
+from tinyface.distill import FeatureBank, FrozenTeacher, extract_bank, make_weights  # noqa: E402
+from tinyface.experiments import (AblationSettings, load_teacher, plot_graph,  # noqa: E402
+                                  plot_selection_montage)
+from tinyface.select import (gradient, objective, redundancy_graph, select, solve,  # noqa: E402
+                             target_counts)
 
 QUICK_FACES = {"n_identities": 16, "images_per_identity": 20, "family_size": 1}
 SPLIT_KEYS = ("data", "seed", "min_images", "train_fraction", "hr_size", "lr_size")

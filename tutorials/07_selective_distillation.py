@@ -58,10 +58,10 @@ import numpy as np  # noqa: E402
 from tinyface import nn, tutorial  # noqa: E402
 from tinyface.checkpoint import load_model  # noqa: E402
 from tinyface.data import to_float  # noqa: E402
-from tinyface.distill import (VARIANTS, DistillStep, DistillStudent, FeatureBank,  # noqa: E402
-                              make_weights)
-from tinyface.experiments.ablation import AblationSettings, cached_selection, run_ablation  # noqa: E402
-from tinyface.experiments.report import ROW_NAMES, TEACHER_ROWS  # noqa: E402
+from tinyface.distill import (VARIANTS, DistillConfig, DistillStep, DistillStudent,  # noqa: E402
+                              FeatureBank, make_weights)
+from tinyface.experiments import (ROW_NAMES, TEACHER_ROWS, AblationSettings,  # noqa: E402
+                                  cached_selection, run_ablation)
 from tinyface.gradcheck import numerical_gradient  # noqa: E402
 from tinyface.models import build_model, student_spec  # noqa: E402
 from tinyface.data import load_split  # noqa: E402
@@ -77,9 +77,10 @@ def options(p):
                              "--out puts this run elsewhere; else none)")
     p.add_argument("--seeds", type=int, default=1, help="students per variant (mean +- std)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default: 5 quick, 30 full)")
-    p.add_argument("--mu", type=float, default=3.0,
+    p.add_argument("--mu", type=float, default=DistillConfig.mu,
                    help="weight of the regression term (the ablation's default)")
-    p.add_argument("--ratio", type=float, default=0.5, help="fraction of faces selected")
+    p.add_argument("--ratio", type=float, default=DistillConfig.ratio,
+                   help="fraction of faces selected")
 
 
 args = tutorial.parse_args(7, __doc__, extra=options)

@@ -36,11 +36,30 @@ README's identity-disjoint protocol that trains one student per LFW fold is ``py
 tinyface evaluate --data lfw --verification`` (6 minutes).
 """
 import json
+import os
 import textwrap
+from types import SimpleNamespace
 
-import numpy as np
+import matplotlib
 
-from tinyface import tutorial
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tinyface import tutorial  # noqa: E402
+from tinyface.checkpoint import load_model  # noqa: E402
+from tinyface.distill import (DistillStudent, FrozenTeacher, cross_resolution_student,  # noqa: E402
+                              cross_scores, init_adapter_lstsq, verify_cross_resolution)
+from tinyface.eval import (accuracy_at, auc, best_threshold, cmc_curve, disjoint_pairs,  # noqa: E402
+                           embed_images, evaluate_identification, gallery_identification,
+                           l2_normalize, pair_roc, plots, roc_curve, tar_at_far, topk_accuracy,
+                           verify_disjoint)
+from tinyface.experiments import (AblationSettings, deployment_report,  # noqa: E402
+                                  format_deployment, load_trained, measure_throughput,
+                                  train_stream)
+from tinyface.models import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES, PAPER_STUDENT_MB,  # noqa: E402
+                             build_student)
+from tinyface.train import LR_MAX_SHIFT, TrainConfig  # noqa: E402
 
 # the same quick faces as tutorials 04 and 05, so that their models can be reused
 QUICK_PAIRS = {"n_identities": 40, "images_per_identity": 3, "pairs_per_fold": 20}
@@ -60,9 +79,6 @@ def extra(p):
 
 def deployment_figure(rep, rep158, cross_bytes, path):
     """Two panels: bytes against 0.15 MB, faces/s against 418 faces/s."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     m = rep158["memory"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.6, 3.4))
     names = ["paper\n0.15 MB", "ours, with\n158-way classifier", "ours,\nembedding only",
@@ -92,8 +108,6 @@ def deployment_figure(rep, rep158, cross_bytes, path):
 def reused_run(path, split, bank_key=None):
     """The model in ``path`` (a run folder's checkpoint.npz: the last epoch) if the run was
     made on this split (and from the bank ``bank_key``), else None."""
-    import os
-    from tinyface.checkpoint import load_model
     folder = os.path.dirname(path)
     record = next((json.load(open(os.path.join(folder, f))) for f in ("run.json", "metrics.json")
                    if os.path.isfile(os.path.join(folder, f))), None)
@@ -111,29 +125,6 @@ def reused_run(path, split, bank_key=None):
 def main():
     args = tutorial.parse_args(8, __doc__, extra=extra)
     t = tutorial.Tutorial(args, title="Tutorial 8: evaluation and deployment")
-
-    from types import SimpleNamespace
-
-    from tinyface.distill import DistillStudent
-    from tinyface.distill.cross_resolution import (cross_resolution_student, cross_scores,
-                                                   verify_cross_resolution)
-    from tinyface.distill.finetune import init_adapter_lstsq
-    from tinyface.distill.frozen_teacher import FrozenTeacher
-    from tinyface.experiments.settings import AblationSettings
-    from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
-    from tinyface.eval import (accuracy_at, auc, best_threshold, cmc_curve, embed_images,
-                               gallery_identification, l2_normalize, plots, roc_curve,
-                               tar_at_far, topk_accuracy)
-    from tinyface.models import build_student
-    from tinyface.eval import evaluate_identification
-    from tinyface.experiments import train_stream
-    from tinyface.experiments.deployment import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES,
-                                              PAPER_STUDENT_MB, deployment_report,
-                                              format_deployment, measure_throughput)
-    from tinyface.eval.pair_roc import pair_roc
-    from tinyface.experiments.trained import load_trained
-    from tinyface.train import TrainConfig
-    from tinyface.train.config import LR_MAX_SHIFT
 
     t.section("1. Toy checks, by hand")
     scores = [[0.9, 0.1, 0.0], [0.5, 0.2, 0.3], [0.4, 0.4, 0.1]]      # 3 probes x 3 identities

@@ -36,9 +36,7 @@ from tinyface import tutorial         # noqa: E402
 
 def gemm_toy(t):
     """Step 1: C = A @ B through the tiled kernel, checked against NumPy."""
-    from tinyface.cuda.arrays import to_device, to_host, zeros
-    from tinyface.cuda.gemm import batched_matmul
-    from tinyface.cuda.launch import TILE, TPB, blocks
+    from tinyface.cuda import TILE, TPB, batched_matmul, blocks, to_device, to_host, zeros
     t.section("1. a tiled GEMM checkable by hand")
     A = np.arange(15, dtype=np.float32).reshape(1, 3, 5) / 10      # (1, 3, 5)
     B = np.ones((1, 5, 4), np.float32)                              # (1, 5, 4)
@@ -55,7 +53,7 @@ def gemm_toy(t):
 
 def op_checks(t, quick):
     """Step 2: every CUDA op against the Numba CPU kernel."""
-    from tinyface.checks.ops import run_op_checks
+    from tinyface.checks import run_op_checks
     t.section("2. every CUDA op against the Numba CPU kernel")
     shapes = "real" if (MODE == "gpu" and not quick) else "tiny"
     print("shapes: " + ("the real student and teacher layers" if shapes == "real"
@@ -93,7 +91,7 @@ def plot_errors(t, worst):
 
 def training_step(t):
     """Step 3: one student step on both tiers."""
-    from tinyface.checks.ops import TOL, step_check
+    from tinyface.checks import TOL, step_check
     t.section("3. one training step on the GPU against the CPU")
     step = step_check(steps=1, seed=t.args.seed)
     print(f"student (shrunk for the simulator: {step['spec']['stages']}), batch {step['batch']}: "
@@ -110,8 +108,8 @@ def throughput(t, quick):
     import json
 
     from tinyface.backend import set_backend
-    from tinyface.bench.cuda import gpu_ms
-    from tinyface.cuda.arrays import to_device
+    from tinyface.cuda import gpu_ms
+    from tinyface.cuda import to_device
     from tinyface.models import build_student
     t.section("4. student inference on the GPU: faces/s against the batch size")
     previous = set_backend("cuda")

@@ -3,7 +3,7 @@
 1. **Correct first.** Every CUDA op, forward and backward, against the Numba CPU
    kernel at the real layer shapes (the reference student at batch 256 and teacher at
    batch 32, as ``bench kernels`` uses), then two training steps of the real student on
-   both tiers (``tinyface.checks.ops``). Nothing is timed if a check fails.
+   both tiers (``tinyface.checks``). Nothing is timed if a check fails.
 2. **Then fast.** Per-op times with CUDA events (median of ``reps``, after warm-up, so
    JIT compilation is never timed), in GFLOP/s for conv and linear and GB/s for the
    rest; the student's inference faces/s at batch 1 and 1,024 (the aim on a data-centre
@@ -20,36 +20,28 @@ by ``tests/test_cuda_kernels.py``, ``tests/test_cuda_step.py`` (simulator) and
 ``tests/test_cuda_ptx.py`` (PTX for sm_90).
 """
 import time
+import warnings
 
 import numpy as np
+from numba.core.errors import NumbaPerformanceWarning
 
-from tinyface import nn
+import tinyface.cuda as tc
+from tinyface import losses, nn
 from tinyface.bench.kernels import _describe, layer_flops
+from tinyface.bench.networks import reference_student, reference_teacher
+from tinyface.checks import TOL, cuda_ops, format_rows, run_op_checks, step_check, worst_by_check
+from tinyface.cuda import cuda_available, simulator_enabled
+from tinyface.cuda.launch import gpu_ms
+from tinyface.cuda.arrays import module_to, reset_transfer_counts, to_device, transfer_counts
+from tinyface.cuda.optim import DeviceSGD
+from tinyface.models import build_student, build_teacher
 
 INFER_AIM = 100_000          # student faces/s at batch 1,024 on a data-centre GPU
-
-
-def gpu_ms(fn, reps=20, warmup=2):
-    """Median milliseconds of ``fn()`` between two CUDA events, after ``warmup`` calls."""
-    from numba import cuda
-    for _ in range(warmup):
-        fn()
-    cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = cuda.event(), cuda.event()
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(cuda.event_elapsed_time(start, end))
-    return float(np.median(times))
 
 
 def _op_pair(layer, x):
     """``(forward(), backward(dout, cache))`` closures calling ``layer``'s CUDA op directly
     on device tensors (no layer bookkeeping), or None for a layer without an op."""
-    import tinyface.cuda as tc
     P, B = layer.params, layer.buffers
     if isinstance(layer, nn.Conv2d):
         return (lambda: tc.conv2d_forward(x, P["weight"], P.get("bias"), layer.stride, layer.padding),
@@ -77,7 +69,6 @@ def _op_pair(layer, x):
 
 def time_layers(model, x_host, reps, label, log):
     """Per-op GPU times for each distinct layer of a ``Sequential`` (train mode)."""
-    from tinyface.cuda.arrays import module_to, to_device
     module_to(model, "cuda")
     x = to_device(x_host)
     rows, seen = [], set()
@@ -106,12 +97,6 @@ def time_layers(model, x_host, reps, label, log):
 def throughput(reps, seed, log):
     """Faces/s of the student (inference at batch 1 and 1,024, a training step at 256)
     and the teacher (a training step at batch 64), the models on the GPU."""
-    from tinyface import losses
-    from tinyface.cuda.arrays import module_to, reset_transfer_counts, to_device, transfer_counts
-    from tinyface.cuda.optim import DeviceSGD
-    from tinyface.checks.ops import cuda_ops
-    from tinyface.models import build_student, build_teacher
-
     rng = np.random.default_rng(seed)
     out = {}
     with cuda_ops():
@@ -150,8 +135,6 @@ def run_cuda_bench(reps=20, quick=False, seed=0, log=print):
     (or under the simulator, which cannot time anything), and ``"passed": False`` (and
     no timings) when a correctness check fails.
     """
-    import warnings
-    from numba.core.errors import NumbaPerformanceWarning
     with warnings.catch_warnings():
         # per-channel kernels on small layers launch a block or two on purpose
         warnings.simplefilter("ignore", NumbaPerformanceWarning)
@@ -159,7 +142,6 @@ def run_cuda_bench(reps=20, quick=False, seed=0, log=print):
 
 
 def _run(reps, quick, seed, log):
-    from tinyface.cuda import cuda_available, simulator_enabled
     t0 = time.perf_counter()
     ok, reason = cuda_available()
     if not ok:
@@ -171,16 +153,13 @@ def _run(reps, quick, seed, log):
                 "Python and cannot time kernels: unset NUMBA_ENABLE_CUDASIM on a GPU machine, "
                 "or time the CPU with python -m tinyface bench kernels. Correctness under the "
                 "simulator: python -m pytest tests/test_cuda_kernels.py tests/test_cuda_step.py"}
-    from tinyface.bench.networks import reference_student, reference_teacher
-    from tinyface.checks import ops as selfcheck
-
     log(f"device: {reason}")
     log("1/3 correctness: every CUDA op against the Numba CPU kernel at the real layer shapes ...")
-    rep = selfcheck.run_op_checks("real", log=log)
-    step = selfcheck.step_check(steps=2, batch=64, width=16, input_size=16, seed=seed, log=log)
+    rep = run_op_checks("real", log=log)
+    step = step_check(steps=2, batch=64, width=16, input_size=16, seed=seed, log=log)
     failed = rep.failed() + [r for r in step["rows"] if not r["ok"]]
     result = {"available": True, "device": reason, "checks": rep.rows, "step": step,
-              "passed": not failed and step["loss_err"] <= selfcheck.TOL["reduction"]}
+              "passed": not failed and step["loss_err"] <= TOL["reduction"]}
     if not result["passed"]:
         log(f"{len(failed)} check(s) failed: no timings")
         result["seconds"] = time.perf_counter() - t0
@@ -204,7 +183,6 @@ def format_report(result):
     """Markdown tables of a ``run_cuda_bench`` result (or its one-line reason)."""
     if not result.get("available"):
         return f"CUDA bench skipped: {result['reason']}"
-    from tinyface.checks.ops import format_rows, worst_by_check
     lines = [f"device: {result['device']}", ""]
     bad = [r for r in result["checks"] + result["step"]["rows"] if not r["ok"]]
     worst = worst_by_check(result["checks"])

@@ -12,11 +12,12 @@ import time
 import numba
 import numpy as np
 
-from tinyface import kernels, losses, nn, reference
+from tinyface import losses, nn, reference
 from tinyface.backend import override_ops, set_backend
 from tinyface.bench.networks import reference_student, reference_teacher
 from tinyface.bench.timing import let_blas_threads_sleep, median_seconds, sgemm_peak_gflops
 from tinyface.kernels import threading as kthreading
+from tinyface.models import build_student, build_teacher
 from tinyface.optim import SGD
 
 
@@ -96,7 +97,6 @@ def student_throughput(reps, seed):
 
 def zoo_throughput(reps, seed, quick=False):
     """Inference faces/s of the deployable student (158 identities) and the teacher."""
-    from tinyface.models import build_student, build_teacher
     rng = np.random.default_rng(seed)
     student = build_student(158, seed=seed).eval()
     x = rng.standard_normal((256, 3, 16, 16)).astype(np.float32)

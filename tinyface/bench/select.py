@@ -22,6 +22,8 @@ import tracemalloc
 
 import numpy as np
 
+from tinyface.select import select
+
 __all__ = ["synthetic_teacher", "run_select_benchmark", "format_report"]
 
 
@@ -71,8 +73,6 @@ def run_select_benchmark(n=100_000, dim=256, ratio=0.5, k=10, seed=0, log=print,
     ``peak_traced_mb`` (allocations inside ``select``), edges, the achieved ratio and
     the number of near-duplicate pairs both selected.
     """
-    from tinyface.select import select
-
     log = log or (lambda msg: None)
     t0 = time.perf_counter()
     feats, labels, z = synthetic_teacher(n, dim, per_id=per_id, logits=logits, seed=seed)

@@ -18,7 +18,7 @@ from tinyface.bench.timing import median_seconds
 def load_torch():
     """The ``torch`` module, or None when PyTorch is not installed."""
     try:
-        import torch
+        import torch  # optional: PyTorch is never required, so it is imported only here
     except ImportError:
         return None
     return torch

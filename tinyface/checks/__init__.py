@@ -1,8 +1,36 @@
 """Self-checks that run the CUDA tier against the CPU, outside the op tier they check.
 
-- ``ops``: every CUDA op, forward and backward, against the Numba CPU tier, at tiny
-  shapes under the simulator (``NUMBA_ENABLE_CUDASIM=1``) or at real shapes on a GPU;
-- ``training``: a whole training step and ``fit`` on the GPU against the CPU.
+    from tinyface.checks import TOL, run_op_checks, step_check
+    rep = run_op_checks("tiny")                  # every op, forward and backward
+    rep.failed()                                 # [] when every tensor is within its TOL
+
+Modules:
+
+- ``report``: the tolerances (``TOL``, one per way the two tiers compute a tensor), the
+  relative error, and the ``Report`` every check adds its rows to;
+- ``layer_checks``, ``loss_checks``, ``device_checks``: one ``check_<op>`` per op (the
+  layers; the losses and L2 normalisation; ``DeviceTensor``, the device optimizers and
+  host/device mix-ups), CUDA against the Numba CPU tier;
+- ``suite``: which checks run, in which order, at the tiny (simulator) or real (GPU)
+  shapes: ``run_op_checks``;
+- ``step``: one whole training step of the student on both tiers (``step_check``), and
+  ``cuda_ops``, which runs the layers on the CUDA tier;
+- ``launches``: the argument types of every kernel launch, recorded under the simulator;
+- ``simulator``: the checks in a child process with ``NUMBA_ENABLE_CUDASIM=1``;
+- ``ops``: the command line, ``python -m tinyface.checks.ops [kernels|step|all]``;
+- ``training``: ``fit`` on the GPU against the CPU,
+  ``python -m tinyface.checks.training``.
 
 ``.ci/gpu-check`` runs them on a machine with a GPU; the tests run them in the simulator.
+This package imports ``tinyface.cuda`` and numba.cuda (which import without a GPU); the
+command-line modules ``ops`` and ``training`` are not imported here, so that ``python -m``
+runs them once.
 """
+from tinyface.checks.report import TOL, Report, format_rows, rel_err, worst_by_check
+from tinyface.checks.simulator import run_in_simulator
+from tinyface.checks.step import cuda_ops, nn_device_ready, step_check, step_spec
+from tinyface.checks.suite import CHECK_NAMES, CHECKS, real_cases, run_op_checks, tiny_cases
+
+__all__ = ["TOL", "Report", "format_rows", "rel_err", "worst_by_check", "run_in_simulator",
+           "cuda_ops", "nn_device_ready", "step_check", "step_spec", "CHECK_NAMES", "CHECKS",
+           "real_cases", "run_op_checks", "tiny_cases"]

@@ -11,7 +11,7 @@ implicit host <-> device copies the GPU run made (expected: none).
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``, what ``tests/test_cuda_train.py`` runs
 in a child process) the student is shrunk to 4x4 inputs and a quarter of its width
-(``selfcheck.step_spec``); on a real GPU ``--real`` trains the real student at 16x16.
+(``tinyface.checks.step.step_spec``); on a real GPU ``--real`` trains the real student at 16x16.
 """
 import argparse
 import json
@@ -22,7 +22,15 @@ import time
 
 import numpy as np
 
-from tinyface.checks.ops import TOL, Report, rel_err, step_spec
+from tinyface.backend import set_backend
+from tinyface.checkpoint import load_model
+from tinyface.checks.report import TOL, Report, rel_err
+from tinyface.checks.step import step_spec
+from tinyface.cuda import cuda_available
+from tinyface.cuda.arrays import reset_transfer_counts, to_host, transfer_counts
+from tinyface.cuda.launch import SIMULATOR
+from tinyface.models import build_model
+from tinyface.train import TrainConfig, fit
 
 
 def train_check(optimizer="sgd", epochs=1, n=8, batch=4, width=4, input_size=4, seed=0,
@@ -30,12 +38,6 @@ def train_check(optimizer="sgd", epochs=1, n=8, batch=4, width=4, input_size=4, 
     """Train ``step_spec(width, input_size)`` for ``epochs`` on ``n`` random faces on both
     tiers; return a JSON-able dict (``rows`` of per-tensor errors, ``losses_cpu``,
     ``losses_gpu``, ``loss_err``, ``transfers``, ``reloaded_err``, ``seconds_gpu``)."""
-    from tinyface.backend import set_backend
-    from tinyface.checkpoint import load_model
-    from tinyface.cuda.arrays import reset_transfer_counts, to_host, transfer_counts
-    from tinyface.models import build_model
-    from tinyface.train import TrainConfig, fit
-
     spec = step_spec(width, input_size)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, 3, input_size, input_size), dtype=np.uint8)
@@ -77,7 +79,7 @@ def train_check(optimizer="sgd", epochs=1, n=8, batch=4, width=4, input_size=4, 
     # rounding noise (a batch-norm bias over 1x1 maps of 4 faces, say) moves by +-lr on
     # either tier, in whichever direction the noise points. So its weights are reported,
     # not held to the tolerance; DeviceAdam itself is checked on equal gradients by the
-    # selfcheck's "adam" op check, and the loop by SGD here.
+    # "adam" op check (``tinyface.checks.device_checks``), and the loop by SGD here.
     weights_ok = not rep.failed() or optimizer != "sgd"
     out["passed"] = (weights_ok and out["loss_err"] <= TOL["gemm"]
                      and out["reloaded_err"] == 0.0 and sum(out["transfers"].values()) == 0)
@@ -97,7 +99,6 @@ def main(argv=None):
                     help="the real student (16x16, full width, batch 64) instead of the tiny one")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = ap.parse_args(argv)
-    from tinyface.cuda import cuda_available
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -118,7 +119,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from tinyface.cuda.launch import SIMULATOR
     if SIMULATOR:   # the simulator's block manager polls its threads: switch GIL more often
         sys.setswitchinterval(5e-4)
     raise SystemExit(main())

@@ -61,7 +61,7 @@ def _main(argv):
         return 2
     try:
         if getattr(args, "select_device", False):
-            from tinyface.cli.options import use_device
+            from tinyface.cli.options import use_device   # lazy: cycle, options imports CLIError from here
             use_device(args.device)
         held = hold_folder(args.out) if getattr(args, "out_folder", False) else contextlib.nullcontext()
         with held:

@@ -2,6 +2,11 @@
 import json
 import sys
 
+from tinyface.bench import cuda as bench_cuda
+from tinyface.bench import kernels as bench_kernels
+from tinyface.bench import select as bench_select
+from tinyface.cli import CLIError
+from tinyface.cuda import CudaUnavailableError, require_cuda
 from tinyface.helpformat import HelpFormatter
 
 
@@ -27,8 +32,6 @@ def register(sub):
 
 
 def run(args):
-    from tinyface.bench import kernels as bench_kernels
-    from tinyface.cli import CLIError
     if args.reps < 1:
         raise CLIError("--reps must be at least 1")
     if args.what == "select":
@@ -49,8 +52,6 @@ def run(args):
 
 
 def run_select(args):
-    from tinyface.bench import select as bench_select
-    from tinyface.cli import CLIError
     if args.nodes < 200 or args.dim < 2:
         raise CLIError("--nodes must be at least 200 and --dim at least 2")
 
@@ -67,9 +68,6 @@ def run_select(args):
 
 
 def run_cuda(args):
-    from tinyface.bench import cuda as bench_cuda
-    from tinyface.cli import CLIError
-    from tinyface.cuda import CudaUnavailableError, require_cuda
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)

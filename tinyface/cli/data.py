@@ -7,6 +7,18 @@ import time
 import warnings
 
 from tinyface.cli import CLIError
+from tinyface.data import (
+    DATASETS,
+    DataError,
+    find_pairs_file,
+    format_summary,
+    load_dataset,
+    load_pairs,
+    montage,
+    pick_faces,
+    resolve_pairs,
+)
+from tinyface.data.prepare import prepare
 from tinyface.helpformat import HelpFormatter
 
 
@@ -21,7 +33,6 @@ def _sizes(text: str):
 
 
 def _common(p):
-    from tinyface.data import DATASETS
     p.add_argument("--data", choices=DATASETS, default="synthetic", help="which dataset")
     p.add_argument("--data-root", default=None,
                    help="dataset folder or archive; if not given, orl/lfw look in "
@@ -42,7 +53,6 @@ def _common(p):
 
 
 def _load(args):
-    from tinyface.data import DataError, load_dataset
     kw = {}
     if args.data == "synthetic":
         kw = dict(n_identities=args.n_identities, images_per_identity=args.images_per_identity)
@@ -62,13 +72,6 @@ def _load(args):
 
 
 def cmd_info(args):
-    from tinyface.data import (
-        DataError,
-        find_pairs_file,
-        format_summary,
-        load_pairs,
-        resolve_pairs,
-    )
     ds, dt = _load(args)
     print(format_summary(ds.summary()))
     print(f"loaded in {dt:.2f} s ({'from cache' if ds.meta.get('from_cache') else 'decoded'})")
@@ -88,7 +91,6 @@ def cmd_info(args):
 
 
 def cmd_show(args):
-    from tinyface.data import montage, pick_faces
     ds, _ = _load(args)
     rows = pick_faces(ds, args.n_faces, args.seed)
     out = montage(ds.images[rows], args.out, lr_sizes=args.lr_sizes,
@@ -99,8 +101,6 @@ def cmd_show(args):
 
 
 def cmd_prepare(args):
-    from tinyface.data import DataError
-    from tinyface.data.prepare import prepare
     kw = {}
     if args.data == "synthetic":
         kw = dict(n_identities=args.n_identities, images_per_identity=args.images_per_identity)

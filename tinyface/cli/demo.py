@@ -1,8 +1,16 @@
 """``demo``: the whole pipeline on built-in synthetic faces, no files needed."""
 import time
+from pathlib import Path
 
-from tinyface.cli.options import add_device_option, interrupted_note
+from tinyface.atomic import write_json
+from tinyface.cli.evaluate import format_identification
+from tinyface.cli.options import add_device_option, interrupted_note, log
+from tinyface.data import load_split
+from tinyface.eval import evaluate_identification, plots
+from tinyface.experiments import train_stream
 from tinyface.helpformat import HelpFormatter
+from tinyface.train import TrainConfig
+from tinyface.train.config import STREAM_MAX_SHIFT
 
 
 def register(sub):
@@ -25,17 +33,6 @@ def register(sub):
 
 
 def run(args):
-    from pathlib import Path
-
-    from tinyface.cli.evaluate import format_identification
-    from tinyface.cli.options import log
-    from tinyface.eval import plots
-    from tinyface.eval import evaluate_identification
-    from tinyface.data import load_split
-    from tinyface.experiments import train_stream
-    from tinyface.atomic import write_json
-    from tinyface.train import TrainConfig
-    from tinyface.train.config import LR_MAX_SHIFT
     t0 = time.perf_counter()
     out = Path(args.out)
     log("== 1/4 synthetic faces")
@@ -44,13 +41,13 @@ def run(args):
                                   "images_per_identity": args.images_per_identity})
     log(split.describe())
     log("== 2/4 teacher on HR faces (teacher-lite: the VGG teacher with a stride-2 first conv)")
-    teacher = train_stream(split, "teacher", TrainConfig(epochs=args.teacher_epochs, batch_size=64,
-                                                         seed=args.seed),
-                           out / "teacher", arch="teacher-lite", log=log)
+    cfg = TrainConfig(epochs=args.teacher_epochs, batch_size=64,
+                      max_shift=STREAM_MAX_SHIFT["teacher"], seed=args.seed)
+    teacher = train_stream(split, "teacher", cfg, out / "teacher", arch="teacher-lite", log=log)
     log("== 3/4 student on LR faces")
-    student = train_stream(split, "student", TrainConfig(epochs=args.student_epochs, batch_size=64,
-                                                         max_shift=LR_MAX_SHIFT, seed=args.seed),
-                           out / "student", log=log)
+    cfg = TrainConfig(epochs=args.student_epochs, batch_size=64,
+                      max_shift=STREAM_MAX_SHIFT["student"], seed=args.seed)
+    student = train_stream(split, "student", cfg, out / "student", log=log)
     log("== 4/4 evaluation")
     results = {
         "teacher at HR": evaluate_identification(teacher["model"], split, "teacher"),

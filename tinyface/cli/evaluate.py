@@ -1,5 +1,7 @@
 """``evaluate``: identification (top-1, top-5, CMC) and optional LFW verification."""
+from pathlib import Path
 
+from tinyface.atomic import write_json
 from tinyface.cli import CLIError
 from tinyface.cli.options import (
     add_common,
@@ -10,7 +12,12 @@ from tinyface.cli.options import (
     log,
     split_from_args,
 )
+from tinyface.data import DataError, find_pairs_file, load_dataset, load_pairs
+from tinyface.eval import evaluate_identification, plots
+from tinyface.experiments.fold_verification import verification_experiment
+from tinyface.experiments.trained import load_trained
 from tinyface.helpformat import HelpFormatter
+from tinyface.train.config import STREAM_MAX_SHIFT
 
 
 def register(sub):
@@ -32,7 +39,7 @@ def register(sub):
     v.add_argument("--cross-resolution", action="store_true",
                    help="also train a teacher-lite per fold and score HR gallery faces against LR probes")
     v.add_argument("--teacher-epochs", type=int, default=15, help="epochs of each fold's teacher")
-    add_train_options(p, epochs=20, batch_size=128, max_shift=0.0)   # the per-fold students
+    add_train_options(p, epochs=20, batch_size=128, stream="student")   # the per-fold students
     add_common(p, out_default="runs/evaluate")
     add_device_option(p)
     p.set_defaults(func=run)
@@ -40,8 +47,7 @@ def register(sub):
 
 def _load(path, split, stream):
     """The trained ``stream`` at ``path``, checked against ``split``
-    (``pipeline.load_trained``: its stream, identities, sizes and recorded split)."""
-    from tinyface.experiments.trained import load_trained
+    (``load_trained``: its stream, identities, sizes and recorded split)."""
     try:
         return load_trained(path, split, stream).model
     except (FileNotFoundError, ValueError) as exc:
@@ -50,11 +56,6 @@ def _load(path, split, stream):
 
 
 def run(args):
-    from pathlib import Path
-
-    from tinyface.eval import plots
-    from tinyface.eval import evaluate_identification
-    from tinyface.atomic import write_json
     out = Path(args.out)
     results = {}
     if args.teacher or args.student:
@@ -82,9 +83,6 @@ def run(args):
 
 
 def _verification(args, out):
-    from tinyface.data import DataError, find_pairs_file, load_dataset, load_pairs
-    from tinyface.eval import plots
-    from tinyface.experiments.fold_verification import verification_experiment
     if args.data != "lfw":
         raise CLIError("--verification needs --data lfw (it uses LFW's pairs.txt folds)")
     try:
@@ -97,7 +95,8 @@ def _verification(args, out):
     except (DataError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     cfg = config_from_args(args)
-    tcfg = cfg.replace(epochs=args.teacher_epochs, batch_size=64, max_shift=0.0625)  # HR faces
+    tcfg = cfg.replace(epochs=args.teacher_epochs, batch_size=64,    # HR faces
+                       max_shift=STREAM_MAX_SHIFT["teacher"])
     try:
         res = verification_experiment(ds, pairs, cfg, lr_size=args.lr_size, folds=args.folds,
                                       cross_resolution=args.cross_resolution,

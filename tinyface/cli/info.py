@@ -1,8 +1,21 @@
 """``python -m tinyface info [MODEL]``: a model's spec, layers, shapes, size and FLOPs."""
 import os
 
+from tinyface import checkpoint
 from tinyface.cli import CLIError
 from tinyface.helpformat import HelpFormatter
+from tinyface.models import (
+    PRETRAINED,
+    STUDENT_MAX_PARAMS,
+    ZOO,
+    FaceNet,
+    build_model,
+    format_spec,
+    format_summary,
+    parse_spec,
+    spec_by_name,
+    summary,
+)
 
 
 def register(sub):
@@ -26,9 +39,6 @@ def register(sub):
 
 def _load(args):
     """The model named by ``args.model`` and a line saying where it came from."""
-    from tinyface import checkpoint
-    from tinyface.models import ZOO, build_model, parse_spec, spec_by_name
-
     if args.num_classes is not None and args.num_classes < 1:
         raise CLIError(f"--num-classes must be at least 1, got {args.num_classes}")
     name = args.model
@@ -61,15 +71,6 @@ def _load(args):
 
 
 def run(args):
-    from tinyface.models import (
-        PRETRAINED,
-        STUDENT_MAX_PARAMS,
-        FaceNet,
-        format_spec,
-        format_summary,
-        summary,
-    )
-
     model, source = _load(args)
     if not isinstance(model, FaceNet):
         raise CLIError(f"{args.model!r} holds a {type(model).__name__}, not a tinyface face "

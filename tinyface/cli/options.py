@@ -2,8 +2,12 @@
 import os
 import sys
 
+from tinyface.backend import set_backend
 from tinyface.cli import CLIError
-from tinyface.train import CHECKPOINT_FILE
+from tinyface.cuda import CudaUnavailableError
+from tinyface.data import DataError, load_split
+from tinyface.train import CHECKPOINT_FILE, TrainConfig
+from tinyface.train.config import STREAM_MAX_SHIFT
 from tinyface.train.resume import checkpoint_epoch
 
 DATA_CHOICES = ["synthetic", "orl", "lfw", "folder"]
@@ -31,7 +35,9 @@ def add_data_options(p):
     return g
 
 
-def add_train_options(p, epochs, batch_size, lr=None, max_shift=0.0625):
+def add_train_options(p, epochs, batch_size, stream, lr=None):
+    """The training options (a group titled "training") of a run of ``stream`` (teacher |
+    student: its default shifts, ``STREAM_MAX_SHIFT``)."""
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=epochs, help="passes over the training faces")
     g.add_argument("--batch-size", type=int, default=batch_size, help="faces per step")
@@ -45,7 +51,7 @@ def add_train_options(p, epochs, batch_size, lr=None, max_shift=0.0625):
     g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up length")
     g.add_argument("--no-augment", action="store_true",
                    help="turn off flips, shifts and brightness/contrast jitter")
-    g.add_argument("--max-shift", type=float, default=max_shift,
+    g.add_argument("--max-shift", type=float, default=STREAM_MAX_SHIFT[stream],
                    help="random shifts up to this fraction of the face side (0.0625: 4 px at "
                         "64 px, 1 px at 16 px); LR faces default to none, since a sub-pixel "
                         "shift of a 16 px face is a blur")
@@ -89,8 +95,6 @@ def add_device_option(p):
 def use_device(device):
     """Select the tier for ``--device``: ``set_backend("cuda")`` or the Numba CPU kernels.
     Without a GPU: a ``CLIError`` of one line saying why and how to use the CPU."""
-    from tinyface.backend import set_backend
-    from tinyface.cuda import CudaUnavailableError
     try:
         set_backend("cuda" if device == "cuda" else "numba")
     except CudaUnavailableError as exc:
@@ -99,8 +103,6 @@ def use_device(device):
 
 def split_from_args(args, log=None):
     """``load_split`` with the command-line options; data errors become one line."""
-    from tinyface.data import DataError
-    from tinyface.data import load_split
     synthetic = {"n_identities": args.identities, "images_per_identity": args.images_per_identity}
     try:
         split = load_split(args.data, data_root=args.data_root, hr_size=args.hr_size,
@@ -116,7 +118,6 @@ def split_from_args(args, log=None):
 
 
 def config_from_args(args):
-    from tinyface.train import TrainConfig
     try:
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,

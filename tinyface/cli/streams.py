@@ -11,8 +11,10 @@ from tinyface.cli.options import (
     split_from_args,
     tee_log,
 )
-from tinyface.helpformat import HelpFormatter
+from tinyface.experiments import train_stream
 from tinyface.experiments.streams import STREAM_VALIDATION
+from tinyface.helpformat import HelpFormatter
+from tinyface.train import NoCheckpointError, ResumeMismatchError, TrainingDiverged
 
 HELP = {
     "teacher": "train the teacher on HR faces (the default VGG-style teacher, 64x64)",
@@ -29,9 +31,7 @@ def register(sub):
                            "(every epoch, for --resume), history.json, curves.png, metrics.json and log.txt.",
                            formatter_class=HelpFormatter)
         add_data_options(p)
-        # LR faces: no shifts (tinyface.train.config.LR_MAX_SHIFT); HR faces: 1/16 of the side
-        add_train_options(p, epochs=epochs, batch_size=batch,
-                          max_shift=0.0 if stream == "student" else 0.0625)
+        add_train_options(p, epochs=epochs, batch_size=batch, stream=stream)
         arch = ["teacher", "teacher-lite"] if stream == "teacher" else ["student"]
         p.add_argument("--arch", choices=arch, default=arch[0],
                        help="architecture from the model zoo (see `python -m tinyface info`)")
@@ -44,8 +44,6 @@ def register(sub):
 
 
 def run(args):
-    from tinyface.experiments import train_stream
-    from tinyface.train import NoCheckpointError, ResumeMismatchError, TrainingDiverged
     cfg = config_from_args(args)
     if not 0.0 <= args.val_fraction < 1.0:
         raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")

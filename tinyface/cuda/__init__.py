@@ -1,8 +1,8 @@
 """numba.cuda tier: every op as a CUDA kernel, the data kept on the GPU.
 
 Same op names and signatures as ``tinyface.kernels`` (the Numba CPU tier) and
-``tinyface.reference`` (NumPy), so the backend proxy dispatches here with
-``set_backend("cuda")``. The ops take and return ``DeviceTensor`` objects (float32
+``tinyface.reference`` (NumPy): ``set_backend("cuda")`` makes ``tinyface.backend.ops``
+hold the functions ``cuda_ops()`` returns. The ops take and return ``DeviceTensor`` objects (float32
 arrays in GPU memory, see ``tinyface.cuda.arrays``); a host array handed to an op is
 copied to the GPU, and the copy is counted (``transfer_counts()``) or, inside
 ``strict_transfers()``, refused with a message saying how to move it on purpose.
@@ -22,15 +22,20 @@ shapes under the simulator or real shapes on a GPU) live outside the tier, in
 ``tinyface.checks``.
 
 Importing this package is cheap: it imports neither numba.cuda nor any kernel until an
-op or helper is first used. Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before numba
-is imported) runs every kernel in numba's simulator: one Python thread per CUDA
+op or helper is first used (``cuda_ops()``, ``tinyface.cuda.relu_forward``,
+``tinyface.cuda.to_device``, ...). Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before
+numba is imported) runs every kernel in numba's simulator: one Python thread per CUDA
 thread, so only tiny shapes (the tests) are practical.
 """
+import ctypes.util
+import functools
 import os
+import sys
+import types
 
 import numpy as np
 
-from tinyface.kernels._lazy import lazy_exports
+from tinyface.ops_list import OP_NAMES
 
 
 def _numpy_compat():
@@ -47,10 +52,6 @@ def _numpy_compat():
 
 
 _numpy_compat()
-
-# submodules whose public functions this package re-exports (ops first)
-MODULES = ["conv", "linear", "batchnorm", "activation", "pool", "dropout", "losses",
-           "normalize", "affine", "pad", "arrays", "optim"]
 
 # the kernel modules the PTX test compiles (each has a ``PTX_SIGNATURES`` dict)
 KERNEL_MODULES = ["gemm", "reduce", "elementwise", "conv", "linear", "batchnorm", "activation",
@@ -71,10 +72,8 @@ def simulator_enabled():
     numba reads the variable once, when it is first imported; this reports what numba
     uses (or, before numba is imported, what it will use).
     """
-    import sys
-    if "numba" in sys.modules:
-        from numba import config
-        return bool(config.ENABLE_CUDASIM)
+    if "numba" in sys.modules:           # read numba's setting without importing numba
+        return bool(sys.modules["numba"].config.ENABLE_CUDASIM)
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
@@ -83,8 +82,6 @@ def simulate_unless_gpu():
     CUDA simulator on (``NUMBA_ENABLE_CUDASIM=1``) so that the CUDA tier still runs
     (slowly, for tiny shapes). Returns ``"gpu"`` or ``"simulator"``: what numba will use.
     Once numba is imported the choice is made; this then only reports it."""
-    import ctypes.util
-    import sys
     if "numba" in sys.modules or simulator_enabled():
         return "simulator" if simulator_enabled() else "gpu"
     if ctypes.util.find_library("cuda") is None and not os.path.exists("/dev/nvidiactl"):
@@ -100,7 +97,7 @@ def cuda_available():
     Never raises and never prints.
     """
     try:
-        from numba import cuda
+        from numba import cuda       # optional GPU import: numba's CUDA target may be missing
     except Exception as exc:  # numba without its CUDA target
         return False, (f"numba.cuda cannot be imported ({type(exc).__name__}: {exc}); "
                        f"install the GPU extra with pip install -e '.[cuda]'")
@@ -143,23 +140,98 @@ def require_cuda():
     return reason
 
 
+@functools.cache
+def submodules():
+    """The tier's submodules, imported on the first call: a namespace ``submodules().conv``,
+    ``submodules().arrays``, ... (every name of ``KERNEL_MODULES``, and ``arrays``).
+
+    Lazy (the optional GPU import): every kernel module imports numba.cuda, which must
+    come after the simulator switch (``simulate_unless_gpu``) and which a CPU-only
+    install may lack; importing ``tinyface.cuda`` itself stays cheap and GPU-free.
+    """
+    from tinyface.cuda import (activation, affine, arrays, batchnorm, conv,  # optional GPU import
+                               dropout, elementwise, gemm, launch, linear, losses, normalize,
+                               optim, pad, pool, reduce)
+    return types.SimpleNamespace(
+        gemm=gemm, reduce=reduce, elementwise=elementwise, conv=conv, linear=linear,
+        batchnorm=batchnorm, activation=activation, pool=pool, dropout=dropout, losses=losses,
+        normalize=normalize, affine=affine, pad=pad, optim=optim, arrays=arrays, launch=launch)
+
+
+@functools.cache
+def cuda_ops():
+    """The CUDA tier's ops, ``{name: function}`` for every name of
+    ``tinyface.ops_list.OP_NAMES`` (imports the kernel modules: see ``submodules``)."""
+    m = submodules()
+    return {
+        "conv2d_forward": m.conv.conv2d_forward,
+        "conv2d_backward": m.conv.conv2d_backward,
+        "linear_forward": m.linear.linear_forward,
+        "linear_backward": m.linear.linear_backward,
+        "batchnorm_forward": m.batchnorm.batchnorm_forward,
+        "batchnorm_backward": m.batchnorm.batchnorm_backward,
+        "relu_forward": m.activation.relu_forward,
+        "relu_backward": m.activation.relu_backward,
+        "prelu_forward": m.activation.prelu_forward,
+        "prelu_backward": m.activation.prelu_backward,
+        "maxpool2d_forward": m.pool.maxpool2d_forward,
+        "maxpool2d_backward": m.pool.maxpool2d_backward,
+        "avgpool2d_forward": m.pool.avgpool2d_forward,
+        "avgpool2d_backward": m.pool.avgpool2d_backward,
+        "global_avgpool_forward": m.pool.global_avgpool_forward,
+        "global_avgpool_backward": m.pool.global_avgpool_backward,
+        "flatten_forward": m.pool.flatten_forward,
+        "flatten_backward": m.pool.flatten_backward,
+        "dropout_forward": m.dropout.dropout_forward,
+        "dropout_backward": m.dropout.dropout_backward,
+        "softmax_cross_entropy_loss": m.losses.softmax_cross_entropy_loss,
+        "distillation_loss": m.losses.distillation_loss,
+        "feature_regression_loss": m.losses.feature_regression_loss,
+        "l2_normalize_forward": m.normalize.l2_normalize_forward,
+        "l2_normalize_backward": m.normalize.l2_normalize_backward,
+        "channel_affine_forward": m.affine.channel_affine_forward,
+        "channel_affine_backward": m.affine.channel_affine_backward,
+        "zero_pad_forward": m.pad.zero_pad_forward,
+        "zero_pad_backward": m.pad.zero_pad_backward,
+    }
+
+
+# the GPU helpers ``tinyface.cuda.<name>`` reaches, and the submodule each lives in
+HELPERS = {
+    "DeviceTensor": "arrays", "HostDeviceMismatch": "arrays", "to_device": "arrays",
+    "to_host": "arrays", "as_device": "arrays", "empty": "arrays", "zeros": "arrays",
+    "is_device_array": "arrays", "module_to": "arrays", "transfer_counts": "arrays",
+    "reset_transfer_counts": "arrays", "strict_transfers": "arrays", "clear_scratch": "arrays",
+    "DeviceSGD": "optim", "DeviceAdam": "optim", "DeviceAdamW": "optim",
+    "DEVICE_OPTIMIZERS": "optim", "device_optimizer": "optim",
+}
+# the tiled GEMM, its launch sizes and the CUDA-event timer
+HELPERS.update({"batched_matmul": "gemm", "TILE": "launch", "TPB": "launch", "blocks": "launch",
+                "gpu_ms": "launch"})
+
+
 def ptx_signatures():
     """Every kernel and the signatures it is launched with: ``[(module, name, dispatcher,
     signature string), ...]``, what ``tests/test_cuda_ptx.py`` compiles for sm_90."""
-    import importlib
     out = []
     for mod in KERNEL_MODULES:
-        module = importlib.import_module(f"{__name__}.{mod}")
+        module = getattr(submodules(), mod)
         for name, sigs in module.PTX_SIGNATURES.items():
             for sig in sigs:
                 out.append((mod, name, getattr(module, name), sig))
     return out
 
 
-__getattr__, _lazy_dir = lazy_exports(__name__, MODULES)
+def __getattr__(name):
+    """``tinyface.cuda.<op>`` (every name of ``OP_NAMES``) and ``tinyface.cuda.<helper>``
+    (every name of ``HELPERS``), looked up on first use so that importing the package
+    imports no GPU code (see ``submodules``)."""
+    if name in OP_NAMES:
+        return cuda_ops()[name]
+    if name in HELPERS:
+        return getattr(getattr(submodules(), HELPERS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(_lazy_dir()) | {"cuda_available", "require_cuda", "simulator_enabled",
-                                      "simulate_unless_gpu", "CudaUnavailableError",
-                                      "ptx_signatures"})
+    return sorted(set(globals()) | set(OP_NAMES) | set(HELPERS))

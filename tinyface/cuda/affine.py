@@ -11,7 +11,7 @@ The parameter gradients are batch norm's backward sums with ``mean = 0`` and
 ``istd = 1`` (``sum b`` and ``sum b * (a - 0) * 1``, a = x, b = dout): float64, a tree per
 block then an ordered sum, no atomics, the same result on every run. The forward may
 be contracted into a fused multiply-add (one rounding instead of two), hence the
-"elementwise" tolerance in ``tinyface.checks.ops``.
+"elementwise" tolerance in ``tinyface.checks.report``.
 """
 import numpy as np
 from numba import cuda

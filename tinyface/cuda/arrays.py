@@ -24,10 +24,14 @@ import contextlib
 import numpy as np
 from numba import cuda
 
+from tinyface.cuda import require_cuda
 from tinyface.cuda.elementwise import (add_kernel, axpy_kernel, cast_kernel,
                                        count_nonfinite_kernel, fill_kernel, launch_1d,
                                        scale_kernel)
 from tinyface.cuda.launch import SIMULATOR
+
+if SIMULATOR:    # the simulator's device array type, which cuda.is_cuda_array does not know
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
 _COUNTS = {"to_device": 0, "to_host": 0}
 _STRICT = [False]
@@ -212,7 +216,6 @@ class DeviceTensor:
 def _is_raw_device_array(x):
     """A numba device array (the simulator's FakeCUDAArray too) or another CUDA array."""
     if SIMULATOR:
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
         return isinstance(x, FakeCUDAArray)
     return cuda.is_cuda_array(x)
 
@@ -339,7 +342,6 @@ def module_to(module, device):
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
     if device == "cuda":
-        from tinyface.cuda import require_cuda
         require_cuda()
     move = to_device if device == "cuda" else to_host
 

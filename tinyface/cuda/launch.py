@@ -3,7 +3,8 @@
 - ``TPB``:  threads per block of the 1-D kernels (one thread per output element);
 - ``TILE``: side of the GEMM's square tiles; a GEMM block is ``TILE x TILE`` threads;
 - ``MAX_PARTS``: blocks per channel in the first pass of a two-pass reduction;
-- ``K_CHUNK``: inner-dimension length per GEMM block when a product is split (split-K).
+- ``K_CHUNK``: inner-dimension length per GEMM block when a product is split (split-K);
+- ``gpu_ms``: the median time of a call between two CUDA events.
 
 Real GPU: ``TPB = 256``, ``TILE = 16`` (256 threads, two 16x17 float32 tiles = 2.2 KB of
 shared memory per block). Under numba's simulator (``NUMBA_ENABLE_CUDASIM=1``) each CUDA
@@ -14,7 +15,8 @@ real sizes.
 """
 import warnings
 
-from numba import config
+import numpy as np
+from numba import config, cuda
 
 # numba warns at every launch of fewer than 128 blocks; small grids are expected here
 # (the student at batch 1, per-channel sums), and the timings say what they cost
@@ -46,3 +48,19 @@ def check_grid_z(z, what):
 def device_kind():
     """``"simulator"`` or ``"cuda"``, for messages and reports."""
     return "simulator" if SIMULATOR else "cuda"
+
+
+def gpu_ms(fn, reps=20, warmup=2):
+    """Median milliseconds of ``fn()`` between two CUDA events, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = cuda.event(), cuda.event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cuda.event_elapsed_time(start, end))
+    return float(np.median(times))

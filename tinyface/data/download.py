@@ -26,6 +26,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from tinyface.atomic import write_bytes_atomic
 from tinyface.helpformat import HelpFormatter
 
 from .cache import default_cache_dir
@@ -206,8 +207,22 @@ def script_main(dataset: str, argv=None) -> int:
 
 
 # --- the teacher's weights: dlib's ResNet as the npm package @vladmandic/face-api ships it ---
-# The constants (names, sha256, sizes) live in tinyface.models.weights.DLIB_FILES; imported
-# inside the functions, since that module imports this one.
+# The files to fetch and their checksums; the weights reader (``models.weights``) finds and
+# checks the files with this same dict.
+DLIB_FILES = {
+    "subdir": "dlib_resnet",
+    "manifest": "face_recognition_model-weights_manifest.json",
+    "manifest_sha256": "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b",
+    "binary": "face_recognition_model.bin",
+    "binary_sha256": "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
+    "binary_size": 6_444_032,
+    "npm_package": "@vladmandic/face-api@1.7.15",
+    "tarball": "vladmandic-face-api-1.7.15.tgz",
+    "tarball_sha256": "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    "tarball_dir": "package/model/",       # where the two files sit inside the tarball
+    "download_command": "python data_scripts/download_teacher.py",
+}
+
 
 def _npm_pack(spec: str, dest: Path, timeout: float) -> Path:
     """``npm pack <spec>`` in ``dest``; returns the tarball. DownloadError (one line) on failure."""
@@ -263,9 +278,7 @@ def fetch_teacher(out, archive=None, timeout: float = 300.0, log=None) -> Path:
     which are what the code relies on. Both files are checked before either is written, so a
     failure leaves nothing in ``out``. Raises DownloadError with a one-line message.
     """
-    from tinyface.atomic import write_bytes_atomic
-    from tinyface.models.weights import DLIB_FILES as files
-
+    files = DLIB_FILES
     log = log or (lambda msg: print(msg, file=sys.stderr))
     out = Path(out).expanduser()
     spec = files["npm_package"]
@@ -309,8 +322,7 @@ def fetch_teacher(out, archive=None, timeout: float = 300.0, log=None) -> Path:
 
 def teacher_main(argv=None) -> int:
     """Command line of ``data_scripts/download_teacher.py``; returns the exit code (2 on error)."""
-    from tinyface.models.weights import DLIB_FILES as files
-
+    files = DLIB_FILES
     default_out = default_cache_dir() / files["subdir"]
     p = argparse.ArgumentParser(
         prog="download_teacher.py", formatter_class=HelpFormatter,

@@ -16,6 +16,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from .dataset import Dataset, DataError, default_data_root
+from .folder import read_image_tree
 from .sources import image_to_square, is_archive, open_image, upright
 
 CANDIDATES = ("lfw", "lfw.tgz", "lfw-deepfunneled", "lfw-deepfunneled.tgz", "lfw3d",
@@ -87,7 +88,6 @@ def decode_lfw(data: bytes, size: int, crop: float | None = None):
 def load_lfw(root=None, hr_size: int = 64, crop: float | None = None, progress=None) -> Dataset:
     """LFW faces: images (N, 3, hr_size, hr_size) uint8 (13,233 for the full set), labels
     (N,) int64, names = person names (5,749), image_index = the ``_NNNN`` number."""
-    from .folder import read_image_tree
     src = resolve_lfw_root(root)
     ds = read_image_tree(src, hr_size, parse_lfw,
                          lambda data, size: decode_lfw(data, size, crop),

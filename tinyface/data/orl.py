@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .dataset import Dataset, DataError, default_data_root
+from .folder import read_image_tree
 from .sources import decode_square, image_to_square, is_archive
 
 _SUBJECT = re.compile(r"^s(\d+)$")
@@ -109,7 +110,6 @@ def load_orl(root=None, hr_size: int = 64, crop: float | None = None, progress=N
     """ORL faces: images (N, 3, hr_size, hr_size) uint8 (400 for the full set), labels
     (N,) int64, names 's1'..'s40', image_index = Y of ``Y.pgm``. ``crop`` (default
     1.0): fraction of the 92x92 centre square kept."""
-    from .folder import read_image_tree
     src = resolve_orl_root(root)
     c = 1.0 if crop is None else float(crop)
     ds = read_image_tree(src, hr_size, parse_orl, lambda data, size: decode_orl(data, size, c),

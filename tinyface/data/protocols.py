@@ -1,4 +1,9 @@
-"""Evaluation protocols: closed-set identification and LFW-style verification."""
+"""Evaluation protocols: closed-set identification and LFW-style verification.
+
+An identification split is given by rows of the dataset: ``(train_rows, test_rows)``,
+(n,) int64 each, over the identities kept; ``split_datasets`` gives their faces with
+labels renumbered 0..K-1. ``data.split.FaceSplit`` holds the faces of one such split.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,16 +12,6 @@ import numpy as np
 
 from .dataset import Dataset, DataError
 from .pairs import fold_identities, resolve_pairs
-
-
-@dataclass
-class IdentificationSplit:
-    """train / test: Datasets over the same relabelled identities (labels 0..K-1);
-    train_rows / test_rows: (n,) int64 rows of the original dataset."""
-    train: Dataset
-    test: Dataset
-    train_rows: np.ndarray
-    test_rows: np.ndarray
 
 
 @dataclass
@@ -32,10 +27,13 @@ class VerificationSplit:
 
 
 def identification_split(ds: Dataset, min_images: int = 10, train_fraction: float = 0.5,
-                         seed: int = 0) -> IdentificationSplit:
+                         seed: int = 0):
     """Keep identities with ``>= min_images`` images (10 on LFW gives LFW-158), and
     split each one's images into train and test at random (``seed``): round(
-    train_fraction * n) train images, at least 1 in each part."""
+    train_fraction * n) train images, at least 1 in each part.
+
+    Returns ``(train_rows, test_rows)``: (n_train,) and (n_test,) int64 rows of ``ds``,
+    sorted within each identity, identities in label order."""
     counts = ds.counts()
     kept = np.flatnonzero(counts >= max(2, min_images))
     if len(kept) == 0:
@@ -48,18 +46,25 @@ def identification_split(ds: Dataset, min_images: int = 10, train_fraction: floa
         n_tr = int(np.clip(round(train_fraction * len(rows)), 1, len(rows) - 1))
         train.append(np.sort(rows[:n_tr]))
         test.append(np.sort(rows[n_tr:]))
-    tr, te = np.concatenate(train), np.concatenate(test)
-    sub = ds.subset(np.concatenate([tr, te]), relabel=True)
-    return IdentificationSplit(sub.subset(np.arange(len(tr))),
-                               sub.subset(np.arange(len(tr), len(tr) + len(te))), tr, te)
+    return (np.concatenate(train).astype(np.int64, copy=False),
+            np.concatenate(test).astype(np.int64, copy=False))
+
+
+def split_datasets(ds: Dataset, train_rows, test_rows):
+    """The faces of a split: ``(train, test)`` Datasets over the same identities, the
+    identities with a face in either part, labels renumbered 0..K-1 (names follow)."""
+    n_tr = len(train_rows)
+    sub = ds.subset(np.concatenate([train_rows, test_rows]).astype(np.int64), relabel=True)
+    return sub.subset(np.arange(n_tr)), sub.subset(np.arange(n_tr, len(sub)))
 
 
 def validation_rows(labels, fraction: float, seed: int = 0, names=None):
     """Per identity, ``round(fraction * n)`` of its rows (at least 1, and at least 1 left)
     drawn at random from a stream of ``seed`` distinct from the split's own.
 
-    labels: (N,) int; names: identity names, for messages. Returns ``(train, val)``: (N - M,) and (M,) int64 row indices,
-    each sorted within its identity, identities in label order.
+    labels: (N,) int; names: identity names (indexed by label), for messages. Returns
+    ``(train, val)``: (N - M,) and (M,) int64 row indices, each sorted within its
+    identity, identities in label order.
     """
     if not 0.0 < float(fraction) < 1.0:
         raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
@@ -79,32 +84,32 @@ def validation_rows(labels, fraction: float, seed: int = 0, names=None):
     return np.concatenate(train).astype(np.int64), np.concatenate(val).astype(np.int64)
 
 
-def carve_validation(sp: IdentificationSplit, fraction: float, seed: int = 0):
+def carve_validation(ds: Dataset, rows, fraction: float, seed: int = 0):
     """Hold out ``fraction`` of each identity's *training* images as a validation set
-    (``validation_rows``).
+    (``validation_rows``). rows: ``(train_rows, test_rows)`` of ``identification_split``.
 
-    Returns ``(IdentificationSplit, held_rows)``: train = the rest of the training
-    images, test = the validation images, and held_rows (M,) int64 = the original
-    split's test rows, which the carved split never shows (callers that exclude faces
-    exclude them too).
+    Returns ``(train_rows, val_rows, held_rows)``, int64 rows of ``ds``: the rest of the
+    training images, the validation images, and the split's test rows, which the carved
+    split never shows (callers that exclude faces exclude them too).
     """
-    tr, va = validation_rows(sp.train.labels, fraction, seed, names=sp.train.names)
-    carved = IdentificationSplit(sp.train.subset(tr), sp.train.subset(va),
-                                 sp.train_rows[tr], sp.train_rows[va])
-    return carved, np.asarray(sp.test_rows, np.int64)
+    train_rows, test_rows = (np.asarray(r, np.int64) for r in rows)
+    # the original labels keep the identities' order, so the draws are those made over
+    # the split's renumbered labels
+    tr, va = validation_rows(ds.labels[train_rows], fraction, seed, names=ds.names)
+    return train_rows[tr], train_rows[va], test_rows
 
 
 def split_from_meta(ds: Dataset, meta: dict):
-    """The identification split a ``FaceSplit`` with ``meta`` was made from: its
+    """The rows of ``ds`` a ``FaceSplit`` with ``meta`` was made from: its
     ``min_images``, ``train_fraction`` and ``seed``, and with ``meta["validation"]``
     (a fraction) the validation carve of ``carve_validation``. Returns
-    ``(IdentificationSplit, held_rows)``, held_rows the rows it never shows."""
-    sp = identification_split(ds, min_images=int(meta["min_images"]),
-                              train_fraction=float(meta["train_fraction"]),
-                              seed=int(meta["seed"]))
+    ``(train_rows, test_rows, held_rows)``, int64; held_rows the rows it never shows."""
+    rows = identification_split(ds, min_images=int(meta["min_images"]),
+                                train_fraction=float(meta["train_fraction"]),
+                                seed=int(meta["seed"]))
     if meta.get("validation"):
-        return carve_validation(sp, float(meta["validation"]), int(meta["seed"]))
-    return sp, np.zeros(0, np.int64)
+        return carve_validation(ds, rows, float(meta["validation"]), int(meta["seed"]))
+    return rows[0], rows[1], np.zeros(0, np.int64)
 
 
 def verification_split(ds: Dataset, folds: list, test_fold: int) -> VerificationSplit:

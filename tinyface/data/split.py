@@ -9,6 +9,10 @@ faces upsampled back to the HR size.
 With ``validation=F`` the split's "test" faces are instead F of each identity's
 training faces (``data.carve_validation``), and the models train on the rest: every
 setting is screened this way, and the test faces are used once, at the chosen settings.
+
+``FaceSplit`` is the package's one identification split: its faces, and the dataset rows
+they came from (``train_rows``, ``test_rows``). ``split_of`` re-derives those rows from a
+dataset and checks them against a split.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import numpy as np
 
 from .degrade import degrade
 from .load import load_dataset
-from .protocols import split_from_meta
+from .protocols import split_datasets, split_from_meta
 
 # identities kept per dataset: LFW-158 on LFW; every identity elsewhere
 DEFAULT_MIN_IMAGES = {"lfw": 10, "orl": 2, "synthetic": 2, "folder": 2}
@@ -35,7 +39,9 @@ class FaceSplit:
 
     hr_train, hr_test: (N, 3, hr, hr) uint8;  lr_train, lr_test: (N, 3, lr, lr) uint8;
     lr_up_test: (N_test, 3, hr, hr) uint8, LR test faces upsampled back (teacher@LR);
-    y_train, y_test: (N,) int64 in [0, num_classes); names: identity names.
+    y_train, y_test: (N,) int64 in [0, num_classes); names: identity names;
+    meta: how the split was made (``split_from_meta`` re-derives it from a dataset);
+    train_rows, test_rows: (N,) int64, the faces' rows in the loaded dataset.
     """
     hr_train: np.ndarray
     hr_test: np.ndarray
@@ -46,6 +52,8 @@ class FaceSplit:
     y_test: np.ndarray
     names: list
     meta: dict = field(default_factory=dict)
+    train_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    test_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def num_classes(self):
@@ -100,8 +108,9 @@ def load_split(data="synthetic", data_root=None, hr_size=64, lr_size=16, seed=0,
     protocol = {"min_images": k, "seed": seed, "train_fraction": train_fraction}
     if validation:
         protocol["validation"] = float(validation)
-    sp, _ = split_from_meta(ds, protocol)
-    hr_train, hr_test = sp.train.images, sp.test.images
+    train_rows, test_rows, _ = split_from_meta(ds, protocol)
+    train, test = split_datasets(ds, train_rows, test_rows)
+    hr_train, hr_test = train.images, test.images
     lr_train = degrade(hr_train, lr_size=lr_size, method=lr_method)     # (N, 3, lr, lr)
     lr_test = degrade(hr_test, lr_size=lr_size, method=lr_method)
     lr_up_test = degrade(hr_test, lr_size=lr_size, method=lr_method,
@@ -109,21 +118,22 @@ def load_split(data="synthetic", data_root=None, hr_size=64, lr_size=16, seed=0,
     meta = {"data": data, "source": str(ds.source), **protocol, "lr_method": lr_method,
             "hr_size": hr_size, "lr_size": lr_size}
     return FaceSplit(hr_train, hr_test, lr_train, lr_test, lr_up_test,
-                     sp.train.labels.astype(np.int64), sp.test.labels.astype(np.int64),
-                     list(sp.train.names), meta)
+                     train.labels.astype(np.int64), test.labels.astype(np.int64),
+                     list(train.names), meta, train_rows, test_rows)
 
 
 def split_of(ds, split, what="the dataset"):
-    """The identification split ``split`` was made from, re-derived from ``ds``
-    (``data.split_from_meta``): ``(IdentificationSplit, held_rows)``, or ``ValueError``
-    when ``ds`` does not give the split's identities and labels."""
-    sp, held = split_from_meta(ds, split.meta)
-    if list(sp.train.names) != list(split.names) or not (
-            np.array_equal(sp.train.labels, split.y_train)
-            and np.array_equal(sp.test.labels, split.y_test)):
+    """The rows of ``ds`` that ``split`` was made from, re-derived from its meta
+    (``data.split_from_meta``): ``(train_rows, test_rows, held_rows)``, int64, or
+    ``ValueError`` when ``ds`` does not give the split's identities and labels."""
+    train_rows, test_rows, held = split_from_meta(ds, split.meta)
+    train, test = split_datasets(ds, train_rows, test_rows)
+    if list(train.names) != list(split.names) or not (
+            np.array_equal(train.labels, split.y_train)
+            and np.array_equal(test.labels, split.y_test)):
         raise ValueError(f"{what} does not give the split's identities and faces: load it as "
                          f"the split was loaded (same data, root and seed)")
-    return sp, held
+    return train_rows, test_rows, held
 
 
 def stream_images(split, stream, which):

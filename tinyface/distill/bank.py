@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import json_default, savez_atomic
+from tinyface.data import to_float
+from tinyface.eval import eval_mode
 
 __all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT", "BANK_LAYERS",
            "pooled_index", "layer_dim", "standardise_pooled"]
@@ -186,9 +188,6 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
     (see the module docstring).
     A cached file whose key, face count or width differs is recomputed and replaced.
     """
-    from tinyface.data import to_float
-    from tinyface.eval import eval_mode
-
     say = log or (lambda msg: None)
     x = np.asarray(hr_images)
     if x.ndim != 4 or x.dtype != np.uint8 or len(x) == 0:

@@ -29,6 +29,13 @@ import numpy as np
 import tinyface.models  # noqa: F401  (registers FaceNet with build_layer)
 from tinyface import nn
 from tinyface.checkpoint import save_model
+from tinyface.data import to_float
+from tinyface.distill.model import DistillStudent
+from tinyface.eval import (auc, cosine_scores, embed_images, eval_mode, indexed_fn,
+                           predict_batches, roc_curve, tar_at_far, ten_fold_accuracy)
+from tinyface.eval.disjoint import verify_embeddings
+from tinyface.models.pretrained import embed_faces, resize_faces
+from tinyface.models.zoo import PAPER_STUDENT_BYTES
 from tinyface.nn.module import Module, build_layer, register_layer
 
 __all__ = ["CrossResolutionStudent", "cross_resolution_student", "gallery_descriptors",
@@ -41,7 +48,6 @@ def _host(a):
 
 def _budget_bytes(budget_bytes):
     if budget_bytes is None:
-        from tinyface.models.zoo import PAPER_STUDENT_BYTES
         return PAPER_STUDENT_BYTES                      # 0.15 MB = 157,286 bytes
     return int(budget_bytes)
 
@@ -161,7 +167,6 @@ def _width(side):                                          # D of a model or an 
 def _as_cross(student, teacher):
     """A ``DistillStudent`` as a ``CrossResolutionStudent`` (shared layers); then check
     that the student's output lives in the teacher's space (the same width)."""
-    from tinyface.distill.model import DistillStudent
     if isinstance(student, DistillStudent):
         student = CrossResolutionStudent.from_distill(student)
     ds, dt = _width(student), _width(teacher)
@@ -189,21 +194,17 @@ def gallery_descriptors(teacher, pairs, faces=None, batch_size=64):
     row of ``pairs.images`` (default ``pairs.images``, e.g. decoded at another size).
     This is the expensive side: compute it once per run and pass the array on.
     """
-    from tinyface.eval import embed_images
     faces = pairs.faces(None) if faces is None else np.asarray(faces)
     if len(faces) != len(pairs.images):
         raise ValueError(f"gallery faces: need {len(pairs.images)}, got {len(faces)}")
     size = getattr(teacher, "input_shape", (None, None, None))[-1]
     if size is not None and faces.shape[-1] != size and hasattr(teacher, "spec"):
-        from tinyface.models.pretrained import embed_faces
         return embed_faces(teacher, faces, batch_size=batch_size)
     return embed_images(teacher, faces, batch_size)
 
 
 def _probe_embeddings(student, faces, batch_size):
     """(student's own embedding (M, Ds) or None, its output in the teacher's space (M, Dt))."""
-    from tinyface.data import to_float
-    from tinyface.eval import embed_images, eval_mode, predict_batches
     if not isinstance(student, CrossResolutionStudent):
         return None, embed_images(student, faces, batch_size)
     with eval_mode(student):
@@ -215,7 +216,6 @@ def _probe_embeddings(student, faces, batch_size):
 # ---------------------------------------------------------------------- scoring
 def cross_scores(gallery_emb, probe_emb, pairs):
     """Cosine scores (P,) of gallery row ``pairs.a[i]`` against probe row ``pairs.b[i]``."""
-    from tinyface.eval import cosine_scores
     return cosine_scores(np.asarray(gallery_emb)[pairs.a], np.asarray(probe_emb)[pairs.b])
 
 
@@ -225,7 +225,6 @@ def verify_two_sided(gallery_emb, probe_emb, pairs, far_target=1e-2):
     Returns a JSON-able dict: ``accuracy``, ``std``, ``per_fold``, ``thresholds``,
     ``auc``, ``tar_at_far``, ``far_target``, ``n_pairs``, ``n_same``, ``n_diff``, ``dim``.
     """
-    from tinyface.eval import auc, roc_curve, tar_at_far, ten_fold_accuracy
     ga = _check_rows(gallery_emb, pairs, "gallery embeddings")
     pb = _check_rows(probe_emb, pairs, "probe embeddings")
     if ga.shape[1] != pb.shape[1]:
@@ -260,7 +259,6 @@ def verify_cross_resolution(teacher, student, pairs, lr_size=None, method="bicub
     was), ``input_size`` (the probe's size) and ``same_resolution`` (when asked).
     Raises ValueError when the two sides' widths differ, before any embedding is made.
     """
-    from tinyface.eval.disjoint import verify_embeddings
     given = lambda x, what: _check_rows(x, pairs, what) if isinstance(x, np.ndarray) else x
     teacher, student = given(teacher, "teacher descriptors"), given(student, "student outputs")
     student = _as_cross(student, teacher)                      # checks Ds == Dt first
@@ -291,9 +289,6 @@ def cross_resolution_fns(teacher, student, hr_images, lr_images):
     and a ``pairs.txt``: side a is the teacher on ``hr_images`` (resized to its input),
     side b the student on ``lr_images`` (both (N, 3, s, s) uint8, by dataset row).
     Puts both models in eval mode."""
-    from tinyface.data import to_float
-    from tinyface.eval import indexed_fn
-    from tinyface.models.pretrained import resize_faces
     student = _as_cross(student, teacher)
     size = teacher.input_shape[-1]
     teacher.eval(), student.eval()

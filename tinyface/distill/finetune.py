@@ -37,10 +37,12 @@ noise of a random A. Measured at the start of fine-tuning (30 synthetic identiti
 32 px teacher-lite, 8 px student, batch 64): CE 1.63; regression 0.11 (l2, lstsq),
 1.92 (l2, random A), 43 (raw, lstsq), 338 (raw, random A); gradient norm over the
 student's parameters: CE 2.2, regression at mu = 1: 1.6 (l2, lstsq), 0.8 (l2, random),
-310 (raw, lstsq). So ``DEFAULT_MU = 1.0`` with l2 features puts the two terms' pull on
-the student at the same order; ``feature_norm="none"`` (raw features, the issue's
-formula as written) needs mu near 1/150-1/300 for the same balance. ``mu_schedule``:
-``constant`` (default), ``linear`` or ``cosine`` decay of mu to 0 over the run.
+310 (raw, lstsq). So mu of order 1 with l2 features puts the two terms' pull on the
+student at the same order (the default, ``DistillConfig.mu = 3.0``, is the best of 1, 3
+and 10 on LFW-158); ``feature_norm="none"`` (raw features, the formula as written)
+needs mu near 1/150-1/300 for the same balance. ``mu_schedule``: ``constant``
+(default), ``linear`` or ``cosine`` decay of mu to 0 over the run. Every setting, with
+its default and its check, is a field of ``DistillConfig`` (``tinyface.distill.config``).
 
 Label-free faces (``pool``, a ``tinyface.distill.label_free.UnlabelledPool`` of M faces
 with the teacher's targets and no labels). The regression variants then train on the
@@ -70,25 +72,27 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.atomic import write_json
 from tinyface.backend import ops, place
+from tinyface.checkpoint import save_model
 from tinyface.distill.bank import FeatureBank
+# the variants' names are re-exported from ``config``
+from tinyface.distill.config import REGRESSION_VARIANTS, VARIANTS, DistillConfig  # noqa: F401
 from tinyface.distill.label_free import pool_signature, union_training_set
 from tinyface.distill.model import DistillStudent
-# the step and the weights of the variants live in ``step`` and ``weights``; re-exported
-from tinyface.distill.step import (DEFAULT_MU, DEFAULT_T, FEATURE_NORMS,  # noqa: F401
-                                   MU_SCHEDULES, DistillStep, distill_step_fn)
-from tinyface.distill.weights import (REGRESSION_VARIANTS, VARIANTS, check_ratio,  # noqa: F401
-                                      check_variant, make_weights)
+from tinyface.distill.step import DistillStep
+from tinyface.distill.weights import make_weights
+from tinyface.eval import embed_images, evaluate_identification
 from tinyface.losses import feature_regression_loss
+from tinyface.nn.module import build_layer
 from tinyface.reference.normalize import l2_normalize_forward
-from tinyface.train.trainer import host_array, input_batch
+from tinyface.train import TrainConfig, fit, rng_states, set_rng_states, steps_per_epoch
+from tinyface.train.resume import ResumeMismatchError
+from tinyface.train import host_array, input_batch
 
-__all__ = ["VARIANTS", "REGRESSION_VARIANTS", "DEFAULT_MU", "DEFAULT_T", "DEFAULT_KD_WEIGHT",
-           "DEFAULT_FINETUNE_LR", "FEATURE_NORMS", "MU_SCHEDULES", "check_ratio",
-           "check_variant", "make_weights", "distill_step_fn", "DistillStep", "finetune",
-           "init_adapter_lstsq", "copy_model", "finetune_config"]
+__all__ = ["DEFAULT_FINETUNE_LR", "finetune", "init_adapter_lstsq", "copy_model",
+           "finetune_config"]
 
-DEFAULT_KD_WEIGHT = 1.0
 DEFAULT_FINETUNE_LR = 0.01
 POOL_FILE = "label_free.json"         # out_dir: the pool a run was started with
 
@@ -96,8 +100,6 @@ POOL_FILE = "label_free.json"         # out_dir: the pool a run was started with
 # ------------------------------------------------------------------- helpers
 def copy_model(model):
     """An independent copy of a model (architecture, parameters, buffers, RNG states)."""
-    from tinyface.nn.module import build_layer
-    from tinyface.train import rng_states, set_rng_states
     twin = build_layer(model.config())
     twin.load_state_dict({k: np.array(host_array(v), copy=True) for k, v in model.state_dict().items()})
     set_rng_states(twin, rng_states(model))
@@ -110,7 +112,6 @@ def init_adapter_lstsq(wrapper, lr_images, targets, weights, ridge=1e-3, batch_s
     (eval mode, unaugmented ``lr_images`` (N, 3, S, S) uint8) to ``targets`` (N, Dt),
     fitted on the faces with ``weights > 0``. Returns the fit's relative residual
     (residual sum of squares / total sum of squares of the targets)."""
-    from tinyface.eval import embed_images
     rows = np.flatnonzero(np.asarray(weights) > 0)
     if len(rows) == 0:
         raise ValueError("the adapter's least-squares fit needs at least one weighted face")
@@ -130,7 +131,6 @@ def init_adapter_lstsq(wrapper, lr_images, targets, weights, ridge=1e-3, batch_s
 
 def finetune_config(epochs=30, seed=0, lr=DEFAULT_FINETUNE_LR, batch_size=64, **kwargs):
     """The ``TrainConfig`` of fine-tuning: SGD, momentum 0.9, cosine, ``lr`` 0.01."""
-    from tinyface.train import TrainConfig
     return TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="sgd", lr=lr,
                        schedule="cosine", seed=seed, **kwargs)
 
@@ -165,8 +165,6 @@ def _epoch_parts(parts, steps, epochs_done, counts=None):
 def _pool_record(out_dir, sig, resume):
     """Refuse to resume ``out_dir`` with another pool than it was started with (fit's
     data check sees the faces, not the targets); record the pool of a new run."""
-    from tinyface.atomic import write_json
-    from tinyface.train.resume import ResumeMismatchError
     path = Path(out_dir) / POOL_FILE
     if resume:
         try:
@@ -182,21 +180,18 @@ def _pool_record(out_dir, sig, resume):
 
 
 # ------------------------------------------------------------------ finetune
-def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, ratio=0.5,
-             selection=None, out_dir=None, log=print, *, kd_weight=DEFAULT_KD_WEIGHT,
-             weights=None, feature_norm="l2", adapter_init="lstsq", mu_schedule="constant",
-             per_identity=True, resume=False, pool=None):
-    """Fine-tune a copy of ``student`` on ``split``'s LR training faces with ``variant``.
+def finetune(student, split, bank, weights, distill, train, *, selection=None, out_dir=None,
+             resume=False, pool=None, log=print):
+    """Fine-tune a copy of ``student`` on ``split``'s LR training faces.
 
     student: the trained ``FaceNet`` (never modified); split: the ``FaceSplit`` it was
-    trained on; bank: the teacher's ``FeatureBank`` of ``split.hr_train``; variant: one
-    of ``VARIANTS``; config: a ``TrainConfig`` (see ``finetune_config``; its seed seeds
-    shuffling, augmentation, the adapter and the random subset); mu, T, ratio: see the
-    module docstring; selection: the ``SelectionResult`` (or mask) for ``selective`` and
-    ``random`` (None: computed from the bank); weights: explicit (N,) regression weights
-    instead of the variant's; kd_weight: weight of the Hinton term (``kd`` only);
-    feature_norm: ``l2`` | ``none``; adapter_init: ``lstsq`` | ``random``;
-    mu_schedule: ``constant`` | ``linear`` | ``cosine``; out_dir: ``fit``'s files
+    trained on; bank: the teacher's ``FeatureBank`` of ``split.hr_train``; weights: None
+    (the variant's, from ``make_weights``) or explicit (N,) per-face regression weights;
+    distill: a ``DistillConfig`` (the variant, mu, T, kd_weight, ratio, feature_norm,
+    adapter_init, mu_schedule, per_identity: see the module docstring); train: a
+    ``TrainConfig`` (see ``finetune_config``; its seed seeds shuffling, augmentation, the
+    adapter and the random subset); selection: the ``SelectionResult`` (or mask) for
+    ``selective`` and ``random`` (None: computed from the bank); out_dir: ``fit``'s files
     (checkpoint.npz, history.json, curves.png, model.npz = best epoch with the adapter)
     plus ``student.npz`` (the deployable student after the last epoch) and
     ``metrics.json``; resume: continue ``out_dir/checkpoint.npz``; pool: an
@@ -209,19 +204,16 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     "metrics": dict (top1, top5, variant, settings, sizes, seconds), "weights": (N,)
     (the labelled faces' weights; pool faces have weight 1)}``.
     """
-    from tinyface.checkpoint import save_model
-    from tinyface.eval import evaluate_identification
-    from tinyface.atomic import write_json
-    from tinyface.train import fit, steps_per_epoch
-
-    check_variant(variant)
-    ratio = check_ratio(ratio)
-    if feature_norm not in FEATURE_NORMS:
-        raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
-    if adapter_init not in ("lstsq", "random"):
-        raise ValueError(f"adapter_init must be 'lstsq' or 'random', got {adapter_init!r}")
+    if not isinstance(distill, DistillConfig):
+        raise TypeError(f"distill must be a DistillConfig, got {type(distill).__name__}")
+    if not isinstance(train, TrainConfig):
+        raise TypeError(f"train must be a TrainConfig, got {type(train).__name__}")
     if not isinstance(bank, FeatureBank):
         raise TypeError(f"bank must be a FeatureBank, got {type(bank).__name__}")
+    variant, mu, T, kd_weight, ratio = (distill.variant, distill.mu, distill.T,
+                                        distill.kd_weight, distill.ratio)
+    feature_norm, adapter_init, mu_schedule = (distill.feature_norm, distill.adapter_init,
+                                               distill.mu_schedule)
     n = len(split.y_train)
     bank.check(n, num_classes=split.num_classes if variant == "kd" else None)
     if tuple(student.input_shape[1:]) != (split.lr_size, split.lr_size) or \
@@ -239,9 +231,9 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
         if variant in REGRESSION_VARIANTS and not w.any():
             raise ValueError("the selection is empty: every regression weight is 0")
     else:
-        w = make_weights(variant, bank, split.y_train, ratio, config.seed, selection,
-                         per_identity=per_identity, log=say)
-    regress = variant in REGRESSION_VARIANTS
+        w = make_weights(variant, bank, split.y_train, ratio, train.seed, selection,
+                         per_identity=distill.per_identity, log=say)
+    regress = distill.regress
     if pool is not None:
         pool.check(split.lr_size, bank.dim)
     use_pool = pool is not None and pool.n > 0 and regress
@@ -255,7 +247,7 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     if out_dir is not None:
         _pool_record(out_dir, pool_signature(pool, variant), resume)
 
-    wrapper = DistillStudent(copy_model(student), teacher_dim=bank.dim, seed=config.seed)
+    wrapper = DistillStudent(copy_model(student), teacher_dim=bank.dim, seed=train.seed)
     place(wrapper).train()                    # on the GPU under set_backend("cuda")
     resid = None
     raw = np.concatenate([bank.embeddings, pool.targets]) if use_pool else bank.embeddings
@@ -263,10 +255,10 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     if regress and adapter_init == "lstsq" and not resume:
         resid = init_adapter_lstsq(wrapper, images, targets, w_all)
         wrapper.train()
-    steps = steps_per_epoch(config, n + m)
+    steps = steps_per_epoch(train, n + m)
     step_fn = DistillStep(bank, w_all if regress else None, mu, T,
                           kd_weight if variant == "kd" else 0.0, feature_norm=feature_norm,
-                          mu_schedule=mu_schedule, total_steps=config.epochs * steps,
+                          mu_schedule=mu_schedule, total_steps=train.epochs * steps,
                           pool_targets=pool.targets if use_pool else None)
     done = _checkpoint_epoch(out_dir) if resume and out_dir is not None else 0
     step_fn.step = done * steps
@@ -286,7 +278,7 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
     # test faces are seen once, by the last epoch's student
     val = ({"val_images": split.lr_test, "val_labels": split.y_test}
            if split.is_validation else {})
-    history = fit(wrapper, images, labels, config, out_dir=out_dir, resume=resume, log=log,
+    history = fit(wrapper, images, labels, train, out_dir=out_dir, resume=resume, log=log,
                   step_fn=step_fn, **val)
     parts = {p["epoch"]: p for p in _epoch_parts(step_fn.parts, steps, done,
                                                  step_fn.counts if use_pool else None)}
@@ -312,12 +304,12 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
         final_regression_loss=history[-1].get("reg") if history else None,
         student_parameters=deployable.num_parameters(), student_bytes=deployable.nbytes(),
         adapter_parameters=wrapper.adapter_parameters(), epochs=len(history),
-        seconds=seconds, config=config.to_dict())
+        seconds=seconds, config=train.to_dict())
     if out_dir is not None:
         save_model(Path(out_dir) / "student.npz", deployable,
                    {"variant": variant, "top1": metrics["top1"], "epoch": len(history)})
         write_json(Path(out_dir) / "metrics.json", metrics)
-    say(f"fine-tuned '{variant}' (seed {config.seed}): top-1 {100 * metrics['top1']:.1f}% "
+    say(f"fine-tuned '{variant}' (seed {train.seed}): top-1 {100 * metrics['top1']:.1f}% "
         f"in {seconds:.0f} s")
     return {"model": deployable, "wrapper": wrapper, "history": history, "metrics": metrics,
             "weights": w}
@@ -326,7 +318,6 @@ def finetune(student, split, bank, variant, config, mu=DEFAULT_MU, T=DEFAULT_T, 
 def _initial_regression(wrapper, lr_images, targets, w, feature_norm, limit=512):
     """The regression loss at the start (eval mode, no augmentation, up to ``limit``
     weighted faces), for the log and metrics."""
-    from tinyface.eval import embed_images
     rows = np.flatnonzero(w > 0)[:limit]
     emb = embed_images(wrapper.student, lr_images[rows])
     pred = wrapper.adapter.forward(input_batch(emb))                    # (M, Dt)

@@ -51,10 +51,14 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import json_default, savez_atomic
+from tinyface.data import load_dataset
 from tinyface.distill.bank import FeatureBank, pooled_index, standardise_pooled
-from tinyface.distill.softmax_head import fit_teacher_head
+from tinyface.distill.softmax_head import HeadFit, SoftmaxHead, fit_teacher_head
 from tinyface.data.split import split_of
 from tinyface.distill.teacher_tuning import tune_teacher_tail
+from tinyface.eval import topk_accuracy
+from tinyface.eval.disjoint import verify_embeddings
+from tinyface.models.pretrained import PRETRAINED, embed_faces, load_pretrained, resize_faces
 
 __all__ = ["FrozenTeacher", "pretrained_name", "check_teacher_options", "backbone_sha256",
            "faces_fingerprint", "source_faces", "head_signature"]
@@ -73,7 +77,6 @@ def pretrained_name(teacher_path):
     teacher run folder or file (a name wins over a folder of the same name)."""
     if teacher_path is None:
         return None
-    from tinyface.models.pretrained import PRETRAINED
     return str(teacher_path) if str(teacher_path) in PRETRAINED else None
 
 
@@ -118,13 +121,11 @@ def head_signature(settings, seed):
 
 
 def _source_dataset(split, data, size, data_root, cache_dir):
-    from tinyface.data import load_dataset
     return load_dataset(data, root=data_root, hr_size=int(size), cache_dir=cache_dir)
 
 
 def _check_same_faces(src, ref, what):
     """src at the source size, ref at the split's size: the same pictures, resized."""
-    from tinyface.models.pretrained import resize_faces
     k = min(4, len(ref))
     diff = np.abs(resize_faces(src[:k], ref.shape[-1]).astype(np.int16) - ref[:k]).mean()
     if diff > 3.0:
@@ -146,16 +147,15 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
         out = ds.images[pairs.rows]
         _check_same_faces(out, pairs.images, "verification")
         return out
-    sp, _ = split_of(ds, split, f"{data} at {size}px")
-    _check_same_faces(sp.train.images, split.hr_train, "training")
-    return sp.train.images, sp.test.images
+    train_rows, test_rows, _ = split_of(ds, split, f"{data} at {size}px")
+    _check_same_faces(ds.images[train_rows], split.hr_train, "training")
+    return ds.images[train_rows], ds.images[test_rows]
 
 
 def cached_descriptors(model, model_key, faces, path, say, what, through=None):
     """``embed_faces(model, faces, through=through)``, cached in ``path`` under the model
     and the faces. Returns ``(descriptors (N, D) float32, seconds spent embedding or None
     if cached)``; with ``through`` the activations there, flattened to (N, D)."""
-    from tinyface.models.pretrained import embed_faces
     path = Path(path)
     key = f"{model_key}-{faces_fingerprint(faces)}"
     if path.is_file():
@@ -183,7 +183,6 @@ class FrozenTeacher:
 
     def __init__(self, name, split, settings, out, weights=None, data=None, data_root=None,
                  cache_dir=None, log=None):
-        from tinyface.models.pretrained import load_pretrained
         self.say = log or (lambda msg: None)
         self.name, self.split, self.settings = name, split, settings
         self.out, self.data = Path(out), data or split.meta.get("data", "synthetic")
@@ -303,7 +302,6 @@ class FrozenTeacher:
         return self._fit
 
     def _load_fit(self, path):
-        from tinyface.distill.softmax_head import HeadFit, SoftmaxHead
         if not path.is_file():
             return None
         try:
@@ -323,8 +321,6 @@ class FrozenTeacher:
 
     def rows(self, pairs, method="bicubic"):
         """The two teacher rows (top-1, top-5, verification) and their descriptors."""
-        from tinyface.eval.disjoint import verify_embeddings
-        from tinyface.eval import topk_accuracy
         split, head = self.split, self.head
         test = {"teacher at HR": self.descriptors("test-hr", self.hr_faces()[1]),
                 "teacher at LR, upsampled": self.descriptors("test-lr", split.lr_test)}

@@ -8,7 +8,7 @@ of the dataset except
 - the split's labelled training faces (already in the labelled set, with their bank
   rows);
 - by default (``exclude_pair_identities=True``), every face of every identity in the
-  identity-disjoint verification pairs (``distill.verification``): the verification
+  identity-disjoint verification pairs (``tinyface.eval.disjoint``): the verification
   row stays honest, since the student never regresses, even without labels, on a face
   of a person it is later verified on.
 
@@ -29,7 +29,7 @@ teacher, the embedding for ours; not the bank's standardised ``pooled`` layer).
     rows, info = label_free_pool(ds, split, pairs)                   # info["text"]
     pool = make_pool(ds, split, rows, embed, info, data="lfw", hr_size=90,
                      known=[(pairs.rows, pairs_hr_descriptors)])
-    finetune(student, split, bank, "full", cfg, pool=pool)
+    finetune(student, split, bank, None, DistillConfig("full"), cfg, pool=pool)
     sig["label_free"] = pool_signature(pool, "full")                 # cached runs
 
 How ``finetune`` uses it: see ``tinyface.distill.finetune`` (each epoch is one pass over
@@ -46,7 +46,7 @@ import numpy as np
 from tinyface.data import degrade, load_dataset
 from tinyface.distill.bank import extract_bank
 from tinyface.distill.frozen_teacher import source_faces
-from tinyface.distill.weights import REGRESSION_VARIANTS
+from tinyface.distill.config import REGRESSION_VARIANTS
 from tinyface.data.split import split_of
 
 __all__ = ["UnlabelledPool", "label_free_pool", "pool_lr_faces", "pool_source_faces",
@@ -151,12 +151,12 @@ def union_training_set(lr_train, y_train, weights, pool):
 def _split_rows(ds, split):
     """The split's (train, test) rows of ``ds``, checked against the split. A validation
     split's test rows include the held-out test faces, which the pool never takes."""
-    sp, held = split_of(ds, split)
-    if not (np.array_equal(sp.train.images, split.hr_train)
-            and np.array_equal(sp.test.images, split.hr_test)):
+    train_rows, test_rows, held = split_of(ds, split)
+    if not (np.array_equal(ds.images[train_rows], split.hr_train)
+            and np.array_equal(ds.images[test_rows], split.hr_test)):
         raise ValueError("the dataset's faces differ from the split's: load it as the split "
                          "was loaded (same data, root and seed)")
-    return sp.train_rows, np.concatenate([sp.test_rows, held]).astype(np.int64)
+    return train_rows, np.concatenate([test_rows, held]).astype(np.int64)
 
 
 def _pair_rows_in(ds, pairs):

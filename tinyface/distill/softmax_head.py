@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.optimize  # also loads scipy's BLAS, so that one_blas_thread finds it
 
 __all__ = ["SoftmaxHead", "HeadFit", "l2_rows", "head_loss", "fit_softmax_head",
            "stratified_folds", "validation_mask", "cross_val_logits", "fit_teacher_head",
@@ -89,7 +90,6 @@ def _openblas_pools():
 @contextmanager
 def one_blas_thread():
     """Run the block with every loaded OpenBLAS on one thread (module docstring)."""
-    import scipy.optimize  # noqa: F401  (load scipy's BLAS first, so it is found too)
     pools = _openblas_pools()
     before = [int(get()) for get, _ in pools]
     for _, put in pools:
@@ -148,7 +148,6 @@ def fit_softmax_head(x, y, num_classes, penalty, max_iter=2000, tol=1e-9):
     x: (N, D) raw descriptors (normalised here); y: (N,) int in [0, num_classes);
     penalty: > 0. ``info``: iterations, converged, final J.
     """
-    from scipy.optimize import minimize
     xn = l2_rows(x)                                            # (N, D)
     y = np.asarray(y, np.int64)
     d, k = xn.shape[1], int(num_classes)
@@ -163,8 +162,9 @@ def fit_softmax_head(x, y, num_classes, penalty, max_iter=2000, tol=1e-9):
         return J, np.concatenate([dW.ravel(), db])
 
     with one_blas_thread():
-        res = minimize(fun, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
-                       options={"maxiter": int(max_iter), "gtol": 1e-6, "ftol": tol})
+        res = scipy.optimize.minimize(fun, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                                      options={"maxiter": int(max_iter), "gtol": 1e-6,
+                                               "ftol": tol})
     W = res.x[:d * k].reshape(d, k).astype(np.float32)
     b = res.x[d * k:].astype(np.float32)
     return SoftmaxHead(W, b, float(penalty), {"iterations": int(res.nit),

@@ -2,10 +2,10 @@
 ``tinyface.train.fit`` calls once per batch (the loss is given in
 ``tinyface.distill.finetune``'s docstring).
 
-    step = DistillStep(bank, weights, mu=1.0)               # weights: (N,) or (N + M,)
+    step = DistillStep(bank, weights, mu=3.0)               # weights: (N,) or (N + M,)
     loss, correct = step(wrapper, x, batch_indices, labels)  # forward, losses, backward
 
-Split out of ``tinyface.distill.finetune`` (which re-exports every name here).
+Its loss settings default to ``DistillConfig``'s and are checked by the same functions.
 """
 from __future__ import annotations
 
@@ -15,19 +15,14 @@ import numpy as np
 
 from tinyface.backend import ops
 from tinyface.distill.bank import FeatureBank
+from tinyface.distill.config import (DistillConfig, check_feature_norm, check_mu_schedule,
+                                     check_temperature, check_weight)
 from tinyface.losses import (distillation_loss, feature_regression_loss,
                              softmax_cross_entropy_loss)
 from tinyface.reference.normalize import l2_normalize_forward
-from tinyface.train.trainer import host_array, input_batch
+from tinyface.train import host_array, input_batch
 
-__all__ = ["DEFAULT_MU", "DEFAULT_T", "FEATURE_NORMS", "MU_SCHEDULES", "DistillStep",
-           "distill_step_fn"]
-
-FEATURE_NORMS = ("l2", "none")
-MU_SCHEDULES = ("constant", "linear", "cosine")
-
-DEFAULT_MU = 1.0
-DEFAULT_T = 4.0
+__all__ = ["DistillStep"]
 
 # ---------------------------------------------------------------------- step
 def _mu_factor(schedule, step, total):
@@ -55,23 +50,20 @@ class DistillStep:
     ``parts``: per call, ``(ce, kd, reg)`` (None when a term is off or has no face in
     the batch); ``counts``: per call, ``(labelled, regressed, correct)`` faces;
     ``step``: the number of calls so far (drives the mu schedule; set it when resuming).
+    kd_weight: 0 (the default) leaves the Hinton term out; T is read only when it is on.
     """
 
-    def __init__(self, bank, weights, mu=DEFAULT_MU, T=DEFAULT_T, kd_weight=0.0, *,
-                 feature_norm="l2", mu_schedule="constant", total_steps=None,
-                 pool_targets=None):
+    def __init__(self, bank, weights, mu=DistillConfig.mu, T=DistillConfig.T, kd_weight=0.0, *,
+                 feature_norm=DistillConfig.feature_norm, mu_schedule=DistillConfig.mu_schedule,
+                 total_steps=None, pool_targets=None):
         if not isinstance(bank, FeatureBank):
             raise TypeError(f"bank must be a FeatureBank, got {type(bank).__name__}")
-        if feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
-        if mu_schedule not in MU_SCHEDULES:
-            raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}, got {mu_schedule!r}")
-        if not (isinstance(mu, (int, float)) and math.isfinite(mu) and mu >= 0):
-            raise ValueError(f"mu must be a number >= 0, got {mu!r}")
-        if not (isinstance(kd_weight, (int, float)) and math.isfinite(kd_weight) and kd_weight >= 0):
-            raise ValueError(f"kd_weight must be a number >= 0, got {kd_weight!r}")
-        if kd_weight > 0 and not (isinstance(T, (int, float)) and T > 0):
-            raise ValueError(f"the temperature T must be > 0, got {T!r}")
+        check_feature_norm(feature_norm)
+        check_mu_schedule(mu_schedule)
+        check_weight("mu", mu)
+        check_weight("kd_weight", kd_weight)
+        if kd_weight > 0:
+            check_temperature(T)
         self.bank, self.mu, self.T, self.kd_weight = bank, float(mu), float(T), float(kd_weight)
         self.feature_norm, self.mu_schedule, self.total_steps = feature_norm, mu_schedule, total_steps
         self.n_labelled = bank.n
@@ -169,14 +161,3 @@ class DistillStep:
         self.counts.append((int(lab.sum()), n_reg, correct))
         return loss, correct
 
-
-def distill_step_fn(bank, weights, mu=DEFAULT_MU, T=DEFAULT_T, kd_weight=0.0, **kwargs):
-    """A ``step_fn`` for ``tinyface.train.fit`` (a ``DistillStep``).
-
-    weights: (N,) per-face regression weights ((N + M,) with ``pool_targets``), or None
-    for no regression (variants ``none`` and ``kd``); mu: weight of the regression
-    term; kd_weight: weight of the Hinton term at temperature ``T`` (0: off). kwargs:
-    ``feature_norm``, ``mu_schedule``, ``total_steps``, ``pool_targets`` (see
-    ``DistillStep``).
-    """
-    return DistillStep(bank, weights, mu, T, kd_weight, **kwargs)

@@ -1,37 +1,19 @@
-"""Per-face regression weights of the distillation variants (``make_weights``), and the
-checks of a variant name and a selection ratio.
+"""Per-face regression weights of the distillation variants (``make_weights``).
 
     w = make_weights("selective", bank, split.y_train, ratio=0.5, seed=0)   # (N,) float32
 
-Split out of ``tinyface.distill.finetune`` (which re-exports every name here).
+The variant and ratio are checked by ``tinyface.distill.config``'s functions (the ones
+``DistillConfig`` uses); the defaults of ``ratio`` and ``per_identity`` are its own.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from tinyface.distill.bank import FeatureBank
+from tinyface.distill.config import DistillConfig, check_ratio, check_variant
+from tinyface.select import select, target_counts
 
-__all__ = ["VARIANTS", "REGRESSION_VARIANTS", "check_variant", "check_ratio", "make_weights"]
-
-VARIANTS = ("none", "kd", "full", "random", "selective")
-REGRESSION_VARIANTS = ("full", "random", "selective")
-
-# ------------------------------------------------------------------ checking
-def check_variant(variant):
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown distillation variant {variant!r}; choose one of "
-                         f"{', '.join(VARIANTS)}")
-    return variant
-
-
-def check_ratio(ratio):
-    """Return ``ratio`` as a float, or raise ``ValueError`` unless it is in (0, 1]."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(ratio)) or not 0.0 < float(ratio) <= 1.0:
-        raise ValueError(f"the selection ratio must be in (0, 1], got {ratio!r}")
-    return float(ratio)
+__all__ = ["make_weights"]
 
 
 def _selection_mask(selection, n):
@@ -57,8 +39,8 @@ def _selection_per_identity(selection, default):
 
 
 # ------------------------------------------------------------------- weights
-def make_weights(variant, bank, labels, ratio=0.5, seed=0, selection=None, *,
-                 per_identity=True, select_kwargs=None, log=None):
+def make_weights(variant, bank, labels, ratio=DistillConfig.ratio, seed=0, selection=None, *,
+                 per_identity=DistillConfig.per_identity, select_kwargs=None, log=None):
     """Per-face regression weights ``(N,) float32`` for ``variant``.
 
     none, kd: zeros (no regression); full: ones; selective: the selection mask
@@ -97,7 +79,6 @@ def make_weights(variant, bank, labels, ratio=0.5, seed=0, selection=None, *,
         counts = (np.bincount(groups, weights=mask, minlength=groups.max() + 1).astype(np.int64)
                   if per_id else np.array([int(mask.sum())]))
     else:
-        from tinyface.select import target_counts
         per_id = bool(per_identity)
         sizes = np.bincount(groups) if per_id else np.array([n])
         counts = target_counts(ratio, sizes, per_id)
@@ -115,7 +96,6 @@ def make_weights(variant, bank, labels, ratio=0.5, seed=0, selection=None, *,
 
 
 def _run_selection(bank, labels, ratio, seed, per_identity, select_kwargs, log):
-    from tinyface.select import select
     kwargs = dict(select_kwargs or {})
     kwargs.setdefault("per_identity", bool(per_identity))
     return select(bank.embeddings, labels, bank.logits, ratio=ratio, seed=seed,

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyface.backend import place
+from tinyface.data.augment import to_float
+
 
 def l2_normalize(x, eps=1e-12):
     """Rows scaled to unit L2 norm: x (N, D) -> (N, D) (any leading shape; the last axis
@@ -71,7 +74,6 @@ class _EvalMode:
 
     def __enter__(self):
         if hasattr(self.model, "named_parameters"):
-            from tinyface.backend import place
             place(self.model)                      # on the GPU under set_backend("cuda")
         self.was_training = bool(getattr(self.model, "training", False))
         if hasattr(self.model, "train"):
@@ -93,7 +95,6 @@ def embed_images(model, images_uint8, batch_size=256):
     """Embeddings of uint8 images: (N, 3, H, W) uint8 -> (N, D) via ``model.embed``
     on :func:`tinyface.data.to_float` batches, in eval mode. Not normalised: apply
     :func:`l2_normalize` for cosine comparisons."""
-    from tinyface.data import to_float
     if not hasattr(model, "embed"):
         raise TypeError(f"{type(model).__name__} has no embed() method; use "
                         f"predict_batches with the function that gives its features")
@@ -104,7 +105,6 @@ def embed_images(model, images_uint8, batch_size=256):
 def logits_of(model, images_uint8, batch_size=256):
     """Class scores of uint8 images: (N, 3, H, W) uint8 -> (N, K) via ``model.forward``
     on :func:`tinyface.data.to_float` batches, in eval mode."""
-    from tinyface.data import to_float
     with eval_mode(model):
         return predict_batches(model.forward, images_uint8, batch_size, transform=to_float)
 
@@ -119,7 +119,6 @@ def indexed_fn(fn, images, transform="to_float"):
     :func:`tinyface.data.to_float`, for uint8 images), a callable, or None.
     """
     if transform == "to_float":
-        from tinyface.data import to_float
         transform = to_float
     x = np.asarray(images)
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyface.data.pairs import resolve_pairs
+
 from .extract import l2_normalize
 from .roc import auc, check_scores_same, roc_curve, tar_at_far, threshold_at_far
 
@@ -154,7 +156,6 @@ def resolve_folds(pairs, ds, strict=True):
     a, b: (P,) int64 rows of ``ds``, same: (P,) bool, fold_ids: (P,) int64 0-based.
     ``strict``: a missing image raises DataError; otherwise the pair is dropped (warned)
     and counted in n_missing."""
-    from tinyface.data import resolve_pairs
     if not pairs:
         raise ValueError("no pairs given")
     folds = pairs if isinstance(pairs[0], list) else [pairs]

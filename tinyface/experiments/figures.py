@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def _figure(w, h):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     fig = Figure(figsize=(w, h))
     FigureCanvasAgg(fig)
     return fig
@@ -78,7 +79,6 @@ def plot_selection_montage(hr_images, labels, mask, path, names=None, identities
 def plot_graph(features, labels, mask, graph, path, identities=5, names=None):
     """The redundancy graph of a few identities in 2-D (PCA of the unit-normalised
     teacher features): edges drawn by weight, selected nodes filled, others hollow."""
-    import scipy.sparse as sp
     mask = np.asarray(mask, bool)
     labels = np.asarray(labels)
     ids = _largest_identities(labels, mask, identities)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyface.experiments.figures import plot_graph, plot_ratio_curve, plot_selection_montage
 from tinyface.distill.finetune import VARIANTS
+from tinyface.eval import plots
+from tinyface.experiments.figures import plot_graph, plot_ratio_curve, plot_selection_montage
 
 TEACHER_ROWS = ("teacher at HR", "teacher at LR, upsampled")
 ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tuning only",
@@ -19,6 +20,16 @@ def mean_std(values):
     """``(mean, sample std)`` of a list (std 0 for a single value)."""
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def scores_text(r):
+    """One run's scores as the log shows them: top-1, verification, cross-resolution."""
+    text = f"top-1 {100 * r['top1']:.1f}%"
+    if r.get("verification"):
+        text += f", verification {100 * r['verification']['accuracy']:.1f}%"
+    if r.get("cross_resolution"):
+        text += f", cross-resolution {100 * r['cross_resolution']['accuracy']:.1f}%"
+    return text
 
 
 def rows_table(teacher_rows, runs, settings, split):
@@ -115,7 +126,6 @@ def _teacher_text(results):
 
 
 def write_report(results, out, split, bank, selection, curve, runs, say):
-    from tinyface.eval import plots
     s = results["settings"]
     sizes = results["sizes"]
     ver = results["verification"]

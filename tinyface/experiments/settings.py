@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 from tinyface.distill.bank import BANK_LAYERS
 from tinyface.distill.label_free import pool_signature
-from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, DEFAULT_KD_WEIGHT, DEFAULT_MU,
-                                       DEFAULT_T, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
-                                       check_ratio, check_variant)
+from tinyface.distill.config import (ADAPTER_INITS, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
+                                     DistillConfig, check_ratio)
+from tinyface.distill.finetune import DEFAULT_FINETUNE_LR
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
-from tinyface.distill.teacher_tuning import TailTuning
+from tinyface.distill.teacher_tuning import TUNE_INPUTS, TailTuning
+from tinyface.train.config import STREAM_MAX_SHIFT
 
-__all__ = ["AblationSettings", "run_signature", "DEFAULT_RATIOS", "INFORMATIVENESS",
+__all__ = ["AblationSettings", "run_signature", "option", "DEFAULT_RATIOS", "INFORMATIVENESS",
            "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS", "STARTS"]
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
@@ -32,44 +33,70 @@ INFORMATIVENESS = ("teacher", "student-gap")
 STARTS = ("scratch", "random")
 
 
+def option(default, help, *, flag=None, **cli):
+    """A dataclass field that is also a command-line option (``tinyface.cli.fields``):
+    its ``default``, its ``help`` and the option's own keys (``flag``, ``choices``,
+    ``metavar``, ``item``, ``items``, ``item_name``, ``check``, ``cli_default``)."""
+    return field(default=default, metadata={"help": help, "flag": flag, **cli})
+
+
 @dataclass
 class AblationSettings:
     """Every setting of an ablation run (JSON-able; written to results.json)."""
-    seeds: int = 3
+    seeds: int = option(3, "students per row (seeds SEED, SEED+1, ...)")
     first_seed: int = 0
-    scratch_epochs: int = 30
-    finetune_epochs: int = 30
-    teacher_epochs: int = 40
-    teacher_arch: str = "teacher"
-    batch_size: int = 64
+    scratch_epochs: int = option(30, "epochs from scratch (LR only)")
+    finetune_epochs: int = option(30, "epochs of fine-tuning")
+    teacher_epochs: int = option(40, "epochs of a teacher trained here")
+    teacher_arch: str = option("teacher", "architecture of a teacher trained here",
+                               choices=("teacher", "teacher-lite"))
+    batch_size: int = option(64, "faces per step")
     # from-scratch recipe: stronger weight decay and a lower rate than ``train-student``'s
     # defaults (0.05, 5e-4); the student reaches 99 % training accuracy either way, and on
     # LFW-158 (3 seeds, 30 epochs) this lifted test top-1 from 75.5 to 77.6 %
-    scratch_lr: float = 0.03
-    scratch_weight_decay: float = 3e-3
-    finetune_lr: float = DEFAULT_FINETUNE_LR
-    finetune_weight_decay: float = 3e-3
-    augment: bool = True
+    scratch_lr: float = option(0.03, "SGD learning rate from scratch (train-student's default "
+                                     "is 0.05)")
+    scratch_weight_decay: float = option(
+        3e-3, "weight decay from scratch: stronger than train-student's 5e-4, which on "
+              "LFW-158 lifts the scratch student by about 2 points of top-1")
+    finetune_lr: float = option(DEFAULT_FINETUNE_LR, "SGD learning rate of fine-tuning")
+    finetune_weight_decay: float = option(3e-3, "weight decay of fine-tuning")
+    augment: bool = option(True, "no flips, shifts or jitter", flag="--no-augment")
     # students' random shifts, as a fraction of the side: none by default, because at
     # 16 px a shift of a fraction of a pixel is a bilinear blur (measured on LFW-158,
     # seed 0, 30 epochs: 72.0% top-1 with shifts of up to 1 px, 75.8% without)
-    max_shift: float = 0.0
-    variants: tuple = VARIANTS
-    # three times the fine-tuning default: with the scratch recipe above, LFW-158 seed 0
-    # gave full 81.0 / selective 80.9 % at mu 1, 81.0 / 82.1 at mu 3, 80.4 / 79.9 at mu 10
-    mu: float = 3.0 * DEFAULT_MU
-    T: float = DEFAULT_T
-    kd_weight: float = DEFAULT_KD_WEIGHT
-    ratio: float = 0.5
-    ratios: tuple = DEFAULT_RATIOS
-    alpha: float = 1.0
-    k: int = 10
-    per_identity: bool = True
-    feature_norm: str = "l2"
-    teacher_layer: str = "embedding"          # regression targets: see distill.bank
-    adapter_init: str = "lstsq"
-    mu_schedule: str = "constant"
-    informativeness: str = "teacher"          # or "student-gap": see select.student_gap
+    max_shift: float = option(STREAM_MAX_SHIFT["student"],
+                              "students' random shifts as a fraction of the side (0.0625: up "
+                              "to 1 px at 16 px); none by default, because at 16 px a "
+                              "sub-pixel shift blurs the face")
+    variants: tuple = option(VARIANTS, "comma-separated variants to run", items=VARIANTS,
+                             item_name="variant")
+    # the distillation settings' defaults are DistillConfig's (mu 3: see distill.config)
+    mu: float = option(DistillConfig.mu, "weight of the feature regression")
+    T: float = option(DistillConfig.T, "KD temperature")
+    kd_weight: float = option(DistillConfig.kd_weight, "weight of the KD term")
+    ratio: float = option(DistillConfig.ratio, "selection ratio, in (0, 1]")
+    ratios: tuple = option(DEFAULT_RATIOS, "ratios of the accuracy-vs-ratio curve (first seed; "
+                           "'' for none)", item=float, check=check_ratio)
+    alpha: float = option(1.0, "selector: weight of redundancy")
+    k: int = option(10, "selector: neighbours per face in the graph")
+    per_identity: bool = option(DistillConfig.per_identity, "select RATIO of all faces "
+                                "(default: RATIO of each identity's faces)",
+                                flag="--global-selection")
+    feature_norm: str = option(DistillConfig.feature_norm, "L2-normalise the adapted student "
+                               "and teacher features before regressing", choices=FEATURE_NORMS)
+    teacher_layer: str = option(                # regression targets: see distill.bank
+        "embedding", "regression targets: the teacher's embedding, or the pooled output of "
+                     "its last convolution stage (the embedding layer's input)",
+        choices=BANK_LAYERS)
+    adapter_init: str = option(DistillConfig.adapter_init, "adapter start: least squares on "
+                               "the student's embeddings, or random", choices=ADAPTER_INITS)
+    mu_schedule: str = option(DistillConfig.mu_schedule, "mu over the fine-tuning steps "
+                              "(linear/cosine: decay to 0)", choices=MU_SCHEDULES)
+    informativeness: str = option(              # or "student-gap": see select.student_gap
+        "teacher", "selector's node scores: the teacher's confidence, margin and centre "
+                   "closeness; or student-gap, p_teacher(y) * (1 - p_student(y)) with each "
+                   "seed's scratch student (a selection per seed)", choices=INFORMATIVENESS)
     verification: dict = field(default_factory=dict)   # synthetic pairs options
     # a pretrained teacher (``--teacher dlib-resnet``; see distill.frozen_teacher): its HR
     # faces are decoded from the image files at this side (LFW3D's native 90 px; 0: the
@@ -77,8 +104,14 @@ class AblationSettings:
     # target identities takes the penalty of ``head_penalties`` with the lowest
     # cross-entropy on ``head_val_fraction`` of each identity's training faces, and
     # scores the training faces out of fold over ``head_folds`` folds
-    pretrained_hr_size: int = 90
-    head_penalties: tuple = DEFAULT_PENALTIES
+    pretrained_hr_size: int = option(
+        90, "with --teacher dlib-resnet: side at which its HR faces are decoded from the "
+            "image files (90: LFW3D's own size), then resized to 150; 0: the --hr-size faces")
+    head_penalties: tuple = option(
+        DEFAULT_PENALTIES, "with --teacher dlib-resnet: L2 penalties tried for its softmax "
+        "head, the one of lowest cross-entropy on a validation split of the training faces "
+        "is kept (default: tinyface.distill.softmax_head.DEFAULT_PENALTIES, decades around "
+        "what LFW-158 takes)", item=float, metavar="P,P,...", cli_default=None)
     head_folds: int = 5
     head_val_fraction: float = 0.2
     # label-free regression (``distill.label_free``): these regression variants are run a
@@ -86,21 +119,36 @@ class AblationSettings:
     # faces; ``label_free_pool``: "disjoint" also leaves out every face of the people in
     # the verification pairs (so that row stays honest), "all" keeps them; it regresses
     # the teacher's embedding, so a run with teacher_layer "pooled" leaves it out
-    label_free: tuple = ("full",)
-    label_free_pool: str = "disjoint"
+    label_free: tuple = option(
+        ("full",), "regression variants run a second time with label-free regression on "
+                   "the unlabelled faces of the dataset (outside the labelled and test "
+                   "faces); '' for none", metavar="V,V,...")
+    label_free_pool: str = option(
+        "disjoint", "disjoint: also leave out every face of the people in the verification "
+                    "pairs, so that row stays honest; all: keep them", choices=LABEL_FREE_POOLS)
     # label-free rows' fine-tuning epochs (0: finetune_epochs)
-    label_free_epochs: int = 0
+    label_free_epochs: int = option(0, "fine-tuning epochs of the label-free rows (0: "
+                                       "--finetune-epochs)")
     # distil from the start: the variants start from a fresh student and train
     # scratch_epochs + finetune_epochs with the scratch recipe ("random"), instead of
     # fine-tuning the scratch student ("scratch")
-    start: str = "scratch"
+    start: str = option("scratch", "scratch: fine-tune each seed's scratch student; random: "
+                                   "distil from the start, a fresh student trained scratch + "
+                                   "fine-tuning epochs with the scratch recipe", choices=STARTS)
     # a pretrained teacher's last residual blocks tuned on the target training faces
     # before anything else (``distill.teacher_tuning``; 0: frozen): its inputs ("hr", or
     # "hr+lr" with their LR versions upsampled), learning rate and epochs
-    teacher_tune_blocks: int = 0
-    teacher_tune_inputs: str = TailTuning.inputs
-    teacher_tune_rate: float = TailTuning.lr
-    teacher_tune_epochs: int = TailTuning.epochs
+    teacher_tune_blocks: int = option(0, "with --teacher dlib-resnet: tune its last B residual "
+                                         "blocks and its embedding layer on the training faces "
+                                         "first (0: frozen)", metavar="B")
+    teacher_tune_inputs: str = option(
+        TailTuning.inputs, "with --teacher-tune-blocks: the training faces at HR, or also at "
+                           "LR, upsampled (a teacher tuned towards LR inputs)",
+        choices=TUNE_INPUTS)
+    teacher_tune_rate: float = option(TailTuning.lr, "with --teacher-tune-blocks: SGD learning "
+                                                     "rate of the tuning")
+    teacher_tune_epochs: int = option(TailTuning.epochs, "with --teacher-tune-blocks: epochs of "
+                                                         "the tuning")
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
@@ -110,11 +158,11 @@ class AblationSettings:
         self.validate()
 
     def validate(self):
-        for v in self.variants:
-            check_variant(v)
         if not self.variants:
             raise ValueError("no variants to run")
-        self.ratio = check_ratio(self.ratio)
+        # the distillation settings are DistillConfig's: it validates them (each variant)
+        for v in self.variants:
+            self.distill_config(v, self.ratio)
         for r in self.ratios:
             check_ratio(r)
         if int(self.seeds) < 1:
@@ -132,12 +180,8 @@ class AblationSettings:
         if self.teacher_layer not in BANK_LAYERS:
             raise ValueError(f"teacher_layer must be one of {', '.join(BANK_LAYERS)}, got "
                              f"{self.teacher_layer!r}")
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}")
         if not 0.0 <= float(self.max_shift) < 0.5:
             raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
-        if self.mu_schedule not in MU_SCHEDULES:
-            raise ValueError(f"mu_schedule must be one of {MU_SCHEDULES}")
         if self.informativeness not in INFORMATIVENESS:
             raise ValueError(f"informativeness must be one of {INFORMATIVENESS}")
         for name, low in (("scratch_lr", None), ("finetune_lr", None),
@@ -147,8 +191,8 @@ class AblationSettings:
                 what = "> 0" if low is None else ">= 0"
                 raise ValueError(f"the {name.replace('_', ' ')} must be a finite number "
                                  f"{what}, got {getattr(self, name)}")
-        if not self.mu >= 0 or not self.T > 0 or not self.kd_weight >= 0 or not self.alpha >= 0:
-            raise ValueError("mu, kd_weight and alpha must be >= 0 and T > 0")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if int(self.pretrained_hr_size) != 0 and int(self.pretrained_hr_size) < 8:
             raise ValueError(f"pretrained_hr_size must be 0 (the split's HR faces) or >= 8, "
                              f"got {self.pretrained_hr_size}")
@@ -168,6 +212,14 @@ class AblationSettings:
         if not 0.0 < float(self.head_val_fraction) < 1.0:
             raise ValueError(f"head_val_fraction must be in (0, 1), got {self.head_val_fraction}")
         return self
+
+    def distill_config(self, variant, ratio):
+        """The ``DistillConfig`` of one fine-tuning run: ``variant`` at ``ratio``, the
+        other distillation settings these settings' own."""
+        return DistillConfig(variant, mu=self.mu, T=self.T, kd_weight=self.kd_weight,
+                             ratio=ratio, feature_norm=self.feature_norm,
+                             adapter_init=self.adapter_init, mu_schedule=self.mu_schedule,
+                             per_identity=self.per_identity)
 
     def tail_tuning(self, seed, lr_size=16, lr_method="bicubic"):
         """The ``TailTuning`` these settings ask for (``ValueError`` on a bad one)."""

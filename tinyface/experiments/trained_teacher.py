@@ -9,27 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinyface.eval import evaluate_identification
+from tinyface.eval.disjoint import verify_disjoint
 from tinyface.experiments.report import TEACHER_ROWS
+from tinyface.experiments.streams import train_stream
 from tinyface.experiments.trained import load_trained
+from tinyface.train import ResumeMismatchError, TrainConfig
 
 __all__ = ["load_teacher", "evaluate_teacher", "ver_summary"]
 
 
 def load_teacher(split, settings, path, log):
-    """The teacher for ``split``: loaded from ``path``, resumed, or trained there."""
-    from tinyface.experiments.streams import train_stream
-    from tinyface.train import ResumeMismatchError, TrainConfig
+    """The teacher for ``split``: loaded from ``path`` (``load_trained``: a teacher of
+    another split is a ``ValueError``), resumed, or trained there."""
     path = Path(path)
     if path.suffix == ".npz":
         if path.is_file():
             log(f"teacher: loading {path}")
-            return _fits(path, split)
+            return load_trained(path, split, "teacher").model
         folder = path.parent
     else:
         folder = path
     if (folder / "metrics.json").is_file() and (folder / "model.npz").is_file():
         log(f"teacher: loading the trained teacher in {folder}")
-        return _fits(folder, split)
+        return load_trained(folder, split, "teacher").model
     cfg = TrainConfig(epochs=settings.teacher_epochs, batch_size=settings.batch_size,
                       seed=int(split.meta.get("seed", 0)), augment=settings.augment)
     resume = (folder / "checkpoint.npz").is_file()
@@ -43,18 +46,8 @@ def load_teacher(split, settings, path, log):
     return res["model"]
 
 
-def _fits(path, split):
-    """``pipeline.load_trained``'s checks, as the ablation's one-line ``ValueError``."""
-    try:
-        return load_trained(path, split, "teacher").model
-    except FileNotFoundError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def evaluate_teacher(teacher, split, pairs, method, say):
     """Our trained teacher's two rows: identification and verification."""
-    from tinyface.eval.disjoint import verify_disjoint
-    from tinyface.eval import evaluate_identification
     rows = {}
     for name, up in zip(TEACHER_ROWS, (False, True)):
         say(f"teacher: evaluating '{name}'")

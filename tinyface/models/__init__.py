@@ -20,6 +20,12 @@ from tinyface.models.zoo import (LFW158_CLASSES, STUDENT_MAX_PARAMS, TEACHER_MIN
                                  student_spec, teacher_lite_spec, teacher_spec)
 from tinyface.models.pretrained import PRETRAINED, embed_faces, load_pretrained
 from tinyface.models.summary import format_summary, layer_flops, summary, totals
+from tinyface.models.zoo import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES, PAPER_STUDENT_MB,
+                                 STUDENT_STAGES, TEACHER_STAGES)
+from tinyface.models.pretrained import DLIB_MEAN_RGB, fold_input_normalisation, resize_faces
+from tinyface.models.dlib_dat import compare_with_manifest, read_dlib_dat
+from tinyface.models.weights import (WeightsError, find_weights_dir, format_manifest,
+                                     read_manifest, read_manifest_weights)
 
 __all__ = ["FaceNet", "build_model", "Residual", "SpecError", "build_features", "format_spec",
            "normalize_spec", "parse_spec", "trunk_shapes", "LFW158_CLASSES",
@@ -27,3 +33,7 @@ __all__ = ["FaceNet", "build_model", "Residual", "SpecError", "build_features", 
            "spec_by_name", "student_spec", "teacher_spec", "teacher_lite_spec",
            "format_summary", "layer_flops", "summary", "totals", "dlib_resnet_spec",
            "PRETRAINED", "embed_faces", "load_pretrained"]
+__all__ += ["PAPER_FACES_PER_S", "PAPER_STUDENT_BYTES", "PAPER_STUDENT_MB", "STUDENT_STAGES",
+            "TEACHER_STAGES", "DLIB_MEAN_RGB", "fold_input_normalisation", "resize_faces",
+            "compare_with_manifest", "read_dlib_dat", "WeightsError", "find_weights_dir",
+            "format_manifest", "read_manifest", "read_manifest_weights"]

@@ -34,21 +34,7 @@ import numpy as np
 
 from tinyface.data.cache import default_cache_dir
 from tinyface.data.dataset import DataError, default_data_root
-from tinyface.data.download import file_digest
-
-DLIB_FILES = {
-    "subdir": "dlib_resnet",
-    "manifest": "face_recognition_model-weights_manifest.json",
-    "manifest_sha256": "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b",
-    "binary": "face_recognition_model.bin",
-    "binary_sha256": "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
-    "binary_size": 6_444_032,
-    "npm_package": "@vladmandic/face-api@1.7.15",
-    "tarball": "vladmandic-face-api-1.7.15.tgz",
-    "tarball_sha256": "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
-    "tarball_dir": "package/model/",       # where the two files sit inside the tarball
-    "download_command": "python data_scripts/download_teacher.py",
-}
+from tinyface.data.download import DLIB_FILES, file_digest  # the files and their checksums
 
 
 class WeightsError(DataError):

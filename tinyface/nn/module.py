@@ -83,7 +83,7 @@ class Module:
         ``"cpu"``, in place; returns self. Build the optimizer afterwards
         (``tinyface.cuda.DeviceSGD`` on the GPU). Without a GPU, raises
         ``tinyface.cuda.CudaUnavailableError`` with a one-line reason."""
-        from tinyface.cuda.arrays import module_to
+        from tinyface.cuda.arrays import module_to  # optional GPU import; cuda/ is above nn/
         return module_to(self, device)
 
     def train(self, mode=True):

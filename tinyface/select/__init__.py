@@ -88,8 +88,10 @@ from tinyface.select.informativeness import (centre_closeness, informativeness, 
                                              teacher_confidence, teacher_margin)
 from tinyface.select.selector import SelectionResult, check_feature_bank, select, target_counts
 from tinyface.select.solver import fit_lambda, match_targets, objective, solve
+from tinyface.select.solver import gradient
 
 __all__ = ["select", "SelectionResult", "check_feature_bank", "target_counts", "cosine_knn",
            "redundancy_graph", "l2_normalise", "informativeness", "teacher_confidence",
            "teacher_margin", "centre_closeness", "student_gap", "objective", "solve", "fit_lambda",
            "match_targets"]
+__all__ += ["gradient"]

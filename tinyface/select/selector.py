@@ -10,6 +10,7 @@ See ``tinyface.select`` for the formulation. In short, with ``W`` the redundancy
 
 (``per_identity``: one lambda and one ``m_c = max(1, round(ratio * n_c))`` per identity.)
 """
+import math
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from tinyface.select.graph import l2_normalise, redundancy_graph
 from tinyface.select.informativeness import informativeness
 from tinyface.select.solver import fit_lambda, match_targets, objective
 
-__all__ = ["SelectionResult", "select", "check_feature_bank", "target_counts"]
+__all__ = ["SelectionResult", "select", "check_feature_bank", "check_ratio", "target_counts"]
 
 
 @dataclass
@@ -103,14 +104,22 @@ def check_feature_bank(features, labels, logits=None, n=None, dim=None):
     return f, y
 
 
+def check_ratio(ratio):
+    """Return the selection ``ratio`` (the fraction of faces selected) as a float, or
+    raise ``ValueError`` unless it is a finite number in (0, 1]."""
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) \
+            or not math.isfinite(float(ratio)) or not 0.0 < float(ratio) <= 1.0:
+        raise ValueError(f"the selection ratio must be in (0, 1], got {ratio!r}")
+    return float(ratio)
+
+
 def target_counts(ratio, sizes, per_identity):
     """Faces to select: ``(G,)`` int per group. sizes: (G,) faces per group.
 
     Global (one group): ``round(ratio * N)``. Per identity: ``max(1, round(ratio * n_c))``
     so that every identity keeps at least one face. Halves round up.
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 < ratio <= 1.0:
-        raise ValueError(f"the selection ratio must be in (0, 1], got {ratio!r}")
+    check_ratio(ratio)
     sizes = np.asarray(sizes, np.int64)
     counts = np.floor(float(ratio) * sizes + 0.5).astype(np.int64)
     if per_identity:

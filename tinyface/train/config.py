@@ -31,7 +31,9 @@ RESUME_FREE_FIELDS = ("log_every", "eval_batch_size")
 # random shifts of low-resolution faces: none. At 16 px a shift by a fraction of a pixel
 # is a bilinear blur that the test faces never have (LFW-158, seed 0, 30 epochs: 72.0%
 # top-1 with shifts of up to 1 px, 75.8% without). HR faces keep the default shifts.
-LR_MAX_SHIFT = 0.0
+# Each stream's default, read by every command and runner that trains one:
+STREAM_MAX_SHIFT = {"teacher": 0.0625, "student": 0.0}
+LR_MAX_SHIFT = STREAM_MAX_SHIFT["student"]
 
 
 @dataclass
@@ -84,7 +86,7 @@ class TrainConfig:
     drop_last: bool = False
     augment: bool = True
     flip: bool = True
-    max_shift: float = 0.0625
+    max_shift: float = STREAM_MAX_SHIFT["teacher"]        # HR faces: STREAM_MAX_SHIFT above
     crop_scale: float = 1.0
     brightness: float = 0.1
     contrast: float = 0.15

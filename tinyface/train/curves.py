@@ -3,19 +3,19 @@
     save_curves(history, "runs/a/curves.png")
 
 ``history`` is ``fit``'s list of per-epoch dicts (``epoch``, ``train_loss``,
-``train_acc``, ``val_loss``, ``val_acc``, ``lr``). Matplotlib is imported on first use
-and drives the Agg canvas directly (no pyplot, so no global backend switch).
+``train_acc``, ``val_loss``, ``val_acc``, ``lr``). Matplotlib drives the Agg canvas
+directly (no pyplot, so no global backend switch).
 """
 import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from tinyface.atomic import write_bytes_atomic
 
 
 def render_curves(history, title=None):
     """The curves as PNG bytes: left, train/val loss; right, train/val accuracy (%)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     epochs = [h["epoch"] for h in history]
 
     def series(key, scale=1.0):

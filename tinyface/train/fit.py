@@ -1,18 +1,14 @@
-"""The training loop: ``fit`` (mini-batch training with checkpoints and exact resume) and
-``evaluate_classifier``.
+"""``fit``: mini-batch training with validation, checkpoints after every epoch and exact
+resume, around the loop of ``tinyface.train.loop``.
 
-One step, for a batch of training indices ``idx`` (b,)::
+    for epoch in range(start_epoch, config.epochs):     # start_epoch > 0 on --resume
+        stats = run_epoch(model, optimizer, schedule, train_images, train_labels, config, epoch)
+        val_loss, val_acc = evaluate_classifier(model, val_images, val_labels)
+        save_epoch(out_dir, ...)                         # model.npz, history.json, curves.png, checkpoint.npz
+        log(f"epoch {epoch + 1}/{config.epochs}  loss ...  ETA ...")
 
-    xb = augment(train_images[idx], rng_e)    # (b, 3, H, W) uint8, seeded per epoch
-    x  = to_float(xb)                         # (b, 3, H, W) float32 in [-0.5, 0.5]
-    schedule.apply(optimizer, step)           # per-step learning rate
-    model.zero_grad()
-    loss, correct = step_fn(model, x, idx, train_labels[idx])   # forward + backward
-    optimizer.step()
-
-Reproducibility. Epoch ``e`` (0-based) shuffles with ``default_rng([seed, e])`` (as
-``tinyface.data.iterate_minibatches``) and augments with ``default_rng([seed, e, 1])``,
-so no data RNG state has to be saved. Layers that own a ``numpy.random.Generator``
+Reproducibility. Every epoch's shuffle and augmentation are seeded by the epoch number
+(``tinyface.train.loop``), and layers that own a ``numpy.random.Generator``
 (``nn.Dropout``) have its state saved in the checkpoint and restored on resume. With
 the same seed, data, model initialisation and Numba thread count, a run is bit-for-bit
 repeatable on the CPU, and a run stopped after epoch k and resumed ends with exactly
@@ -45,19 +41,19 @@ is left on the GPU: evaluate it under the same backend, or ``model.to("cpu")``.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 
 import numpy as np
 
 from tinyface.backend import get_backend, is_device_array, place
-from tinyface.data import augment, iterate_minibatches, to_float
-from tinyface.losses import NonFiniteLossError, softmax_cross_entropy_loss
-from tinyface.optim import SGD, Adam, AdamW, make_schedule
+from tinyface.losses import NonFiniteLossError
 
 from .config import TrainConfig
 from .epoch_files import CHECKPOINT_FILE, MODEL_FILE, repair_best, save_epoch
+from .evaluate import evaluate_classifier
+from .loop import StepDiverged, run_epoch
+from .optimizer import make_lr_schedule, make_optimizer, steps_per_epoch
 from .resume import NoCheckpointError, fingerprint, load_resume
 
 # history keys that depend on the machine's speed, not on the computation
@@ -75,98 +71,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message, epoch=None, step=None, lr=None, checkpoint=None):
         super().__init__(message)
         self.epoch, self.step, self.lr, self.checkpoint = epoch, step, lr, checkpoint
-
-
-# --------------------------------------------------------------------------- steps
-def classification_step(model, x, batch_indices, labels):
-    """The default ``step_fn``: softmax cross-entropy on the model's logits.
-
-    model: forward(x) -> logits (b, K), backward(dlogits); x: (b, 3, H, W) float32;
-    batch_indices: (b,) int64 rows of the training set (unused here);
-    labels: (b,) int. Runs forward and backward; returns ``(loss, correct_count)``.
-    """
-    logits = model.forward(x)                                      # (b, K)
-    loss, dlogits = softmax_cross_entropy_loss(logits, labels)
-    model.backward(dlogits)
-    correct = int(np.count_nonzero(np.argmax(host_array(logits), axis=1) == labels))
-    return loss, correct
-
-
-def host_array(a):
-    """``a`` as a NumPy array: a GPU array is copied down explicitly, a host one passes."""
-    if is_device_array(a):
-        from tinyface.cuda.arrays import to_host
-        return to_host(a)
-    return a
-
-
-def input_batch(x):
-    """A float32 batch where the active backend computes: copied up explicitly under
-    the CUDA backend, unchanged otherwise."""
-    if get_backend() == "cuda":
-        from tinyface.cuda.arrays import to_device
-        return to_device(x)
-    return x
-
-
-def evaluate_classifier(model, images, labels, batch_size=256):
-    """Mean cross-entropy and accuracy of ``model`` on a labelled set, in eval mode.
-
-    images: (N, 3, H, W) uint8 (converted with ``to_float``) or float32 (used as is);
-    labels: (N,) int. Returns ``(loss, acc)`` as floats, acc in [0, 1]. The model's
-    train/eval mode is restored afterwards; no gradient is computed.
-    Raises ``NonFiniteLossError`` if a logit is NaN/inf.
-    """
-    images, labels = np.asarray(images), np.asarray(labels)
-    n = len(images)
-    if n == 0 or len(labels) != n:
-        raise ValueError(f"evaluate_classifier: need N >= 1 images and N labels, "
-                         f"got {n} images and {len(labels)} labels")
-    was_training = model.training
-    place(model).eval()
-    loss_sum, correct = 0.0, 0
-    try:
-        for i in range(0, n, batch_size):
-            xb = images[i:i + batch_size]
-            x = to_float(xb) if xb.dtype == np.uint8 else xb
-            yb = labels[i:i + batch_size]
-            logits = model.forward(input_batch(x))                 # (b, K)
-            loss, _ = softmax_cross_entropy_loss(logits, yb, where=f"evaluation batch {i // batch_size}")
-            loss_sum += loss * len(yb)
-            correct += int(np.count_nonzero(np.argmax(host_array(logits), axis=1) == yb))
-    finally:
-        model.train(was_training)
-    return loss_sum / n, correct / n
-
-
-# ---------------------------------------------------------------- construction
-def make_optimizer(config, params):
-    """The optimizer named by ``config`` over ``params`` (a Module or triples): the
-    device version (``tinyface.cuda.DeviceSGD``, ...) when the parameters are on the GPU."""
-    lr, wd = config.learning_rate, config.weight_decay
-    cls = {"sgd": SGD, "adam": Adam, "adamw": AdamW}[config.optimizer]
-    first = next(iter(params.named_parameters() if hasattr(params, "named_parameters")
-                      else [(n, p) for n, p, _ in params]), (None, None))[1]
-    if first is not None and is_device_array(first):
-        from tinyface.cuda.optim import device_optimizer
-        cls = device_optimizer(cls)
-    if config.optimizer == "sgd":
-        return cls(params, lr=lr, momentum=config.momentum, weight_decay=wd,
-                   nesterov=config.nesterov)
-    return cls(params, lr=lr, weight_decay=wd)
-
-
-def steps_per_epoch(config, n):
-    """Optimizer steps in one epoch over ``n`` faces."""
-    return n // config.batch_size if config.drop_last else -(-n // config.batch_size)
-
-
-def make_lr_schedule(config, steps):
-    """The per-step schedule for a run of ``config.epochs`` epochs of ``steps`` steps."""
-    total = config.epochs * steps
-    warmup = min(int(round(config.warmup_epochs * steps)), total - 1)
-    kwargs = {"min_lr": config.min_lr} if config.schedule == "cosine" else {}
-    return make_schedule(config.schedule, config.learning_rate, total, warmup, **kwargs)
 
 
 # --------------------------------------------------------------------- helpers
@@ -214,6 +118,23 @@ def _what_went_wrong(exc):
     return head.replace(" is ", " became ", 1) if " is " in head else "loss became non-finite"
 
 
+def _progress_log(log, config, epoch, n, steps, t0):
+    """The ``progress`` of ``run_epoch``: a line every ``config.log_every`` seconds
+    within epoch ``epoch`` (1-based) of ``steps`` steps over ``n`` faces, begun at ``t0``."""
+    last_note = t0
+
+    def progress(step, seen, loss_sum, correct):
+        nonlocal last_note
+        now = time.perf_counter()
+        if now - last_note >= config.log_every and step < steps:
+            last_note = now
+            rate = seen / (now - t0)
+            log(f"  epoch {epoch}/{config.epochs}  step {step}/{steps}  loss {loss_sum / seen:.3f}  "
+                f"acc {100 * correct / seen:.1f}%  {rate:.0f} faces/s  "
+                f"epoch ETA {format_duration((n - seen) / rate)}")
+    return progress
+
+
 # ------------------------------------------------------------------------ fit
 def fit(model, train_images, train_labels, config=None, val_images=None, val_labels=None,
         out_dir=None, resume=False, log=print, step_fn=None, metadata=None):
@@ -236,9 +157,10 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         step_fn: ``(model, x, batch_indices, labels) -> (loss, correct_count)``: runs
             forward and backward for one batch (x: (b, 3, H, W) float32, augmented;
             batch_indices: (b,) rows of the training set; labels: (b,)). Gradients are
-            zeroed before and the optimizer steps after. Default: ``classification_step``.
+            zeroed before and the optimizer steps after (``loop.train_step``).
+            Default (None): softmax cross-entropy on the model's logits.
         metadata: JSON-able dict added to ``model.npz``'s metadata (e.g. the split and
-            stream, which ``pipeline.load_trained`` checks).
+            stream, which ``experiments.load_trained`` checks).
 
     Returns:
         list of per-epoch dicts: ``epoch`` (1-based), ``train_loss``, ``train_acc``,
@@ -262,7 +184,6 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         if val_images.shape[1:] != train_images.shape[1:]:
             raise ValueError(f"validation images are {val_images.shape[1:]}, training images "
                              f"{train_images.shape[1:]}: both must be at the model's input size")
-    step_fn = classification_step if step_fn is None else step_fn
     n = len(train_images)
     steps = steps_per_epoch(config, n)
     if steps == 0:
@@ -301,12 +222,7 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
         f"lr {config.learning_rate:g} ({config.schedule}), seed {config.seed}"
         f"{', on the GPU' if on_gpu else ''}")
 
-    aug_kwargs = dict(flip=config.flip, max_shift=config.max_shift, crop_scale=config.crop_scale,
-                      brightness=config.brightness, contrast=config.contrast)
-    wall_times = []   # per epoch of this session, checkpoint writing included
-    lr = optimizer.lr
-
-    def diverged(what, epoch, step):
+    def diverged(what, epoch, step, lr):
         if saved_epoch is not None:
             kept = f"the last good checkpoint (epoch {saved_epoch}) is kept in {out_dir}"
         elif out_dir is not None:
@@ -320,57 +236,33 @@ def fit(model, train_images, train_labels, config=None, val_images=None, val_lab
                                 f"({now})", epoch=epoch, step=step, lr=lr,
                                 checkpoint=ckpt_path if saved_epoch is not None else None)
 
+    wall_times = []   # per epoch of this session, checkpoint writing included
     for epoch in range(start_epoch, config.epochs):
         e1 = epoch + 1
-        model.train()
-        aug_rng = np.random.default_rng([config.seed, epoch, 1])
         t0 = time.perf_counter()
-        last_note = t0
-        loss_sum, correct, seen = 0.0, 0, 0
-        batches = iterate_minibatches(n, config.batch_size, shuffle=True, seed=config.seed,
-                                      epoch=epoch, drop_last=config.drop_last)
-        for i, idx in enumerate(batches):
-            xb, yb = train_images[idx], train_labels[idx]          # (b, 3, H, W) uint8, (b,)
-            if config.augment:
-                xb = augment(xb, aug_rng, **aug_kwargs)
-            x = input_batch(to_float(xb))                          # (b, 3, H, W) float32
-            lr = schedule.apply(optimizer, epoch * steps + i)
-            model.zero_grad()
-            try:
-                loss, ok = step_fn(model, x, idx, yb)
-            except NonFiniteLossError as exc:
-                raise diverged(_what_went_wrong(exc), e1, i + 1) from exc
-            loss = float(loss)
-            if not math.isfinite(loss):
-                raise diverged(f"loss became {loss}", e1, i + 1)
-            optimizer.step()
-            b = len(idx)
-            loss_sum += loss * b
-            correct += int(ok)
-            seen += b
-            now = time.perf_counter()
-            if config.log_every and now - last_note >= config.log_every and i + 1 < steps:
-                last_note = now
-                rate = seen / (now - t0)
-                log(f"  epoch {e1}/{config.epochs}  step {i + 1}/{steps}  loss {loss_sum / seen:.3f}  "
-                    f"acc {100 * correct / seen:.1f}%  {rate:.0f} faces/s  "
-                    f"epoch ETA {format_duration((n - seen) / rate)}")
+        progress = _progress_log(log, config, e1, n, steps, t0) if config.log_every else None
+        try:
+            stats = run_epoch(model, optimizer, schedule, train_images, train_labels, config,
+                              epoch, step_fn, progress)
+        except StepDiverged as exc:
+            raise diverged(_what_went_wrong(exc), e1, exc.step, exc.lr) from exc.__cause__
         train_seconds = time.perf_counter() - t0
+        lr = stats["lr"]
 
         bad = _nonfinite_tensor(model)
         if bad is not None:
-            raise diverged(f"weights became non-finite ({bad})", e1, None)
+            raise diverged(f"weights became non-finite ({bad})", e1, None, lr)
         val_loss = val_acc = None
         if val_images is not None:
             try:
                 val_loss, val_acc = evaluate_classifier(model, val_images, val_labels,
                                                         config.eval_batch_size)
             except NonFiniteLossError as exc:
-                raise diverged("validation " + _what_went_wrong(exc), e1, None) from exc
+                raise diverged("validation " + _what_went_wrong(exc), e1, None, lr) from exc
         seconds = time.perf_counter() - t0
-        record = {"epoch": e1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+        record = {"epoch": e1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
                   "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
-                  "faces_per_s": seen / train_seconds if train_seconds > 0 else None}
+                  "faces_per_s": stats["seen"] / train_seconds if train_seconds > 0 else None}
         history.append(record)
 
         improved = val_acc is None or best is None or \

@@ -1,0 +1,64 @@
+"""The ablation's caches: one signature scheme for every cached artefact.
+
+A cached artefact is reused only when the signature stored with it equals the
+signature of what it would be computed from now:
+
+    signature(obj) = sha256(canonical JSON of obj)       # sorted keys, tuples as lists
+
+    rows = read_if(out / "teacher_eval.json", sig)       # None: missing, unreadable or stale
+    if rows is None:
+        rows = evaluate(...)
+        write_with(out / "teacher_eval.json", sig, rows)
+
+A JSON artefact is ``{"signature": ..., "value": ...}`` (written atomically); an artefact
+of its own format (an ``.npz``) stores ``signature(sig)`` in its own metadata and checks it
+with ``matches``. A file of another scheme (an older run's) is simply recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from tinyface.atomic import write_json
+
+__all__ = ["signature", "matches", "read_json", "read_if", "write_with"]
+
+
+def _canonical(obj):
+    """The canonical JSON text of ``obj``: sorted keys, no spaces, tuples as lists,
+    anything else JSON cannot hold as its ``str``."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def signature(obj):
+    """sha256 (hex) of the canonical JSON of ``obj``."""
+    return hashlib.sha256(_canonical(obj).encode()).hexdigest()
+
+
+def matches(stored, sig):
+    """Whether a stored signature (a hex string, or None) is the signature of ``sig``."""
+    return isinstance(stored, str) and stored == signature(sig)
+
+
+def read_json(path):
+    """The JSON in ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_if(path, sig):
+    """The value cached in ``path`` under ``sig``; None when missing, unreadable or
+    cached under another signature."""
+    d = read_json(path)
+    if isinstance(d, dict) and matches(d.get("signature"), sig):
+        return d.get("value")
+    return None
+
+
+def write_with(path, sig, value):
+    """Cache the JSON-able ``value`` in ``path`` under ``sig`` (atomically)."""
+    write_json(path, {"signature": signature(sig), "value": value})
+    return value
