@@ -9,7 +9,8 @@ These read the source as text (``ast``); nothing is imported or run.
 - Imports sit at the top of a module. One inside a function is there for a reason (an
   optional GPU or torch import, a cycle, an environment variable numba must see first),
   says so in a comment on its line or the line above, and there are few of them.
-- No file of the package is over 400 lines.
+- No file of the package is over 400 lines, and the tutorials import only from the
+  packages (their `__init__`) and top-level modules.
 """
 import ast
 from pathlib import Path
@@ -20,13 +21,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinyface"
 
 # bottom floor first; a module may import its own floor and those below
 FLOORS = [
-    {"ops_list", "reference", "kernels", "optim", "atomic", "backend", "gradcheck", "helpformat",
-     "runlock"},
+    {"ops_list", "cache", "option", "reference", "kernels", "optim", "atomic", "backend",
+     "gradcheck", "helpformat", "runlock"},
     {"nn", "losses", "data", "checkpoint"},
     {"models", "eval", "select"},
     {"cuda"},
-    {"train", "bench", "checks"},
-    {"distill"},
+    {"train"},
+    {"checks", "distill"},
+    {"bench"},
     {"experiments"},
     {"cli", "tutorial", "__main__"},
 ]
@@ -135,3 +137,23 @@ def test_function_level_imports_are_few_and_say_why():
 def test_no_file_is_over_400_lines(path):
     n = len(path.read_text().splitlines())
     assert n <= MAX_LINES, f"{path.name} has {n} lines (at most {MAX_LINES})"
+
+
+
+def test_tutorials_import_only_from_packages():
+    """A tutorial imports ``tinyface.models`` or ``tinyface.checkpoint`` (a package, or a
+    top-level module), never ``tinyface.models.zoo``: it uses the packages' public face."""
+    inside = []
+    for path in sorted((PACKAGE.parent / "tutorials").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "tinyface" and len(parts) > 2:
+                    inside.append(f"{path.name}:{node.lineno}: {name}")
+    assert not inside, "tutorials importing a package's insides:\n" + "\n".join(inside)

@@ -2,15 +2,22 @@
 import json
 import os
 
+import argparse
+import dataclasses
+
 import numpy as np
 import pytest
 
 from tinyface import losses, nn
 from tinyface.checkpoint import load_model
+from tinyface.cli import CLIError, build_parser
+from tinyface.cli.fields import add_dataclass_options, flag_of
+from tinyface.cli.options import TRAIN_OPTIONS, config_from_args
 from tinyface.data import load_dataset, to_float
 from tinyface.optim import SGD
 from tinyface.train import (TIMING_KEYS, NoCheckpointError, ResumeMismatchError, TrainConfig,
                             TrainingDiverged, evaluate_classifier, fit, train_step)
+from tinyface.train.config import STREAM_MAX_SHIFT
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +317,43 @@ def test_bad_inputs_are_refused(faces):
         fit(small_cnn(), xtr, ytr[:-1], config(), log=quiet([]))
     with pytest.raises(ValueError, match="out_dir"):
         fit(small_cnn(), xtr, ytr, config(), resume=True, log=quiet([]))
+
+
+def _command(name):
+    """The sub-parser of command ``name``."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def test_training_options_are_train_configs_fields(monkeypatch):
+    """Every TrainConfig option of train-student is in its --help with TrainConfig's help
+    text, and the default arguments give the command's recipe."""
+    monkeypatch.setenv("COLUMNS", "1000")           # one line per option's help
+    p = _command("train-student")
+    text = p.format_help()
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in TRAIN_OPTIONS:
+        f = fields[name]
+        assert flag_of(f) in text and f.metadata["help"] in text, name
+    assert "--resume" in text                       # not a setting: a plain option
+    recipes = {"train-student": dict(epochs=30, batch_size=64, max_shift=STREAM_MAX_SHIFT["student"]),
+               "train-teacher": dict(epochs=40, batch_size=64, max_shift=STREAM_MAX_SHIFT["teacher"]),
+               "evaluate": dict(epochs=20, batch_size=128, max_shift=STREAM_MAX_SHIFT["student"])}
+    for command, recipe in recipes.items():
+        args = _command(command).parse_args([])
+        assert config_from_args(args) == TrainConfig(**recipe), command
+    args = p.parse_args(["--no-augment", "--lr", "0.01", "--schedule", "step", "--seed", "2"])
+    assert config_from_args(args) == TrainConfig(epochs=30, lr=0.01, schedule="step",
+                                                 augment=False, seed=2,
+                                                 max_shift=STREAM_MAX_SHIFT["student"])
+    with pytest.raises(CLIError, match="warmup_epochs"):
+        config_from_args(p.parse_args(["--warmup-epochs", "30"]))
+
+
+def test_recipe_defaults_are_checked():
+    with pytest.raises(KeyError, match="momentum"):
+        add_dataclass_options(argparse.ArgumentParser(), TrainConfig, ["epochs"],
+                              defaults={"momentum": 0.5})
+    with pytest.raises(ValueError, match="no-augment"):
+        add_dataclass_options(argparse.ArgumentParser(), TrainConfig, ["augment"],
+                              defaults={"augment": False})

@@ -17,8 +17,10 @@ floors, bottom to top (a module imports only from its own floor or below;
 - ``models``, ``eval``, ``select``: the networks; identification and verification
   metrics; the sparse graph selection of faces;
 - ``cuda``: the GPU tier (imported on demand below it);
-- ``train``, ``bench``, ``checks``: the training loop; benchmarks; the CUDA self-checks;
-- ``distill``: the method (selective distillation of the teacher into the LR student);
+- ``train``: the training loop;
+- ``distill``, ``checks``: the method (selective distillation of the teacher into the LR
+  student); the CUDA self-checks;
+- ``bench``: benchmarks (speed is measured there, never asserted in tests);
 - ``experiments``: the runners (the two streams, the ablation, deployment, reports);
 - ``cli``: ``python -m tinyface``.
 """

@@ -29,14 +29,26 @@ from tinyface.cuda import simulate_unless_gpu
 
 MODE = simulate_unless_gpu()          # before numba is imported: the simulator if no GPU
 
-import numpy as np                    # noqa: E402  (after the simulator switch)
+# everything below imports numba (and numba.cuda): after the simulator switch
+import json                           # noqa: E402
+import sys                            # noqa: E402
+
+import matplotlib                     # noqa: E402
+import numpy as np                    # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt       # noqa: E402
 
 from tinyface import tutorial         # noqa: E402
+from tinyface.backend import set_backend  # noqa: E402
+from tinyface.checks import TOL, run_op_checks, step_check  # noqa: E402
+from tinyface.cuda import (TILE, TPB, batched_matmul, blocks, cuda_available,  # noqa: E402
+                           gpu_ms, to_device, to_host, zeros)
+from tinyface.models import build_student  # noqa: E402
 
 
 def gemm_toy(t):
     """Step 1: C = A @ B through the tiled kernel, checked against NumPy."""
-    from tinyface.cuda import TILE, TPB, batched_matmul, blocks, to_device, to_host, zeros
     t.section("1. a tiled GEMM checkable by hand")
     A = np.arange(15, dtype=np.float32).reshape(1, 3, 5) / 10      # (1, 3, 5)
     B = np.ones((1, 5, 4), np.float32)                              # (1, 5, 4)
@@ -53,7 +65,6 @@ def gemm_toy(t):
 
 def op_checks(t, quick):
     """Step 2: every CUDA op against the Numba CPU kernel."""
-    from tinyface.checks import run_op_checks
     t.section("2. every CUDA op against the Numba CPU kernel")
     shapes = "real" if (MODE == "gpu" and not quick) else "tiny"
     print("shapes: " + ("the real student and teacher layers" if shapes == "real"
@@ -70,9 +81,6 @@ def op_checks(t, quick):
 
 
 def plot_errors(t, worst):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     names = list(worst)
     errs = [max(worst[n]["err"], 1e-12) for n in names]
     tols = [max(worst[n]["tol"], 1e-12) for n in names]
@@ -91,7 +99,6 @@ def plot_errors(t, worst):
 
 def training_step(t):
     """Step 3: one student step on both tiers."""
-    from tinyface.checks import TOL, step_check
     t.section("3. one training step on the GPU against the CPU")
     step = step_check(steps=1, seed=t.args.seed)
     print(f"student (shrunk for the simulator: {step['spec']['stages']}), batch {step['batch']}: "
@@ -105,12 +112,7 @@ def training_step(t):
 
 def throughput(t, quick):
     """Step 4 (real GPU): student inference faces/s against the batch size."""
-    import json
 
-    from tinyface.backend import set_backend
-    from tinyface.cuda import gpu_ms
-    from tinyface.cuda import to_device
-    from tinyface.models import build_student
     t.section("4. student inference on the GPU: faces/s against the batch size")
     previous = set_backend("cuda")
     try:
@@ -127,9 +129,6 @@ def throughput(t, quick):
     finally:
         set_backend(previous)
     t.check("faces/s at batch 1,024 (the paper's GPU: 9,433)", rates[1024], above=9433.0)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.loglog(list(rates), list(rates.values()), "o-", label="tinyface student (numba.cuda)")
     ax.axhline(9433, color="tab:red", ls="--", lw=1, label="paper, GPU: 9,433 faces/s")
@@ -147,10 +146,8 @@ def throughput(t, quick):
 def main():
     args = tutorial.parse_args(9, __doc__)
     if MODE == "simulator":
-        import sys
         sys.setswitchinterval(5e-4)   # the simulator's threads hand the GIL over: 2x faster
     t = tutorial.Tutorial(args, title="09: the CUDA kernels")
-    from tinyface.cuda import cuda_available
     ok, reason = cuda_available()
     print(f"CUDA tier: {reason}")
     if not ok:

@@ -28,7 +28,7 @@ from numba.core.errors import NumbaPerformanceWarning
 import tinyface.cuda as tc
 from tinyface import losses, nn
 from tinyface.bench.kernels import _describe, layer_flops
-from tinyface.bench.networks import reference_student, reference_teacher
+from tinyface.models.bench_nets import reference_student, reference_teacher
 from tinyface.checks import TOL, cuda_ops, format_rows, run_op_checks, step_check, worst_by_check
 from tinyface.cuda import cuda_available, simulator_enabled
 from tinyface.cuda.launch import gpu_ms

@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyface import losses, nn, reference
 from tinyface.backend import override_ops, set_backend
-from tinyface.bench.networks import reference_student, reference_teacher
+from tinyface.models.bench_nets import reference_student, reference_teacher
 from tinyface.bench.timing import let_blas_threads_sleep, median_seconds, sgemm_peak_gflops
 from tinyface.kernels import threading as kthreading
 from tinyface.models import build_student, build_teacher

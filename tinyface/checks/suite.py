@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from tinyface.bench.networks import STUDENT_PLAN, TEACHER_PLAN
+from tinyface.models.bench_nets import STUDENT_PLAN, TEACHER_PLAN
 from tinyface.checks import device_checks, layer_checks, loss_checks
 from tinyface.checks.report import Report
 

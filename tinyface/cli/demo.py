@@ -32,22 +32,30 @@ def register(sub):
     p.set_defaults(func=run, out_folder=True, interrupted=interrupted_note)
 
 
+def configs_from_args(args):
+    """The teacher's and the student's ``TrainConfig``: TrainConfig's defaults with the
+    demo's epochs, batch size, seed and each stream's shifts (``STREAM_MAX_SHIFT``)."""
+    teacher = TrainConfig(epochs=args.teacher_epochs, batch_size=64,
+                          max_shift=STREAM_MAX_SHIFT["teacher"], seed=args.seed)
+    student = TrainConfig(epochs=args.student_epochs, batch_size=64,
+                          max_shift=STREAM_MAX_SHIFT["student"], seed=args.seed)
+    return teacher, student
+
+
 def run(args):
     t0 = time.perf_counter()
     out = Path(args.out)
+    teacher_cfg, student_cfg = configs_from_args(args)
     log("== 1/4 synthetic faces")
     split = load_split("synthetic", hr_size=64, lr_size=args.lr_size, seed=args.seed,
                        synthetic={"n_identities": args.identities,
                                   "images_per_identity": args.images_per_identity})
     log(split.describe())
     log("== 2/4 teacher on HR faces (teacher-lite: the VGG teacher with a stride-2 first conv)")
-    cfg = TrainConfig(epochs=args.teacher_epochs, batch_size=64,
-                      max_shift=STREAM_MAX_SHIFT["teacher"], seed=args.seed)
-    teacher = train_stream(split, "teacher", cfg, out / "teacher", arch="teacher-lite", log=log)
+    teacher = train_stream(split, "teacher", teacher_cfg, out / "teacher", arch="teacher-lite",
+                           log=log)
     log("== 3/4 student on LR faces")
-    cfg = TrainConfig(epochs=args.student_epochs, batch_size=64,
-                      max_shift=STREAM_MAX_SHIFT["student"], seed=args.seed)
-    student = train_stream(split, "student", cfg, out / "student", log=log)
+    student = train_stream(split, "student", student_cfg, out / "student", log=log)
     log("== 4/4 evaluation")
     results = {
         "teacher at HR": evaluate_identification(teacher["model"], split, "teacher"),

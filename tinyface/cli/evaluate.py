@@ -94,9 +94,7 @@ def _verification(args, out):
         pairs = load_pairs(pairs_file)
     except (DataError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
-    cfg = config_from_args(args)
-    tcfg = cfg.replace(epochs=args.teacher_epochs, batch_size=64,    # HR faces
-                       max_shift=STREAM_MAX_SHIFT["teacher"])
+    cfg, tcfg = verification_configs(args)
     try:
         res = verification_experiment(ds, pairs, cfg, lr_size=args.lr_size, folds=args.folds,
                                       cross_resolution=args.cross_resolution,
@@ -113,6 +111,15 @@ def _verification(args, out):
     plots.plot_roc(curves, out / "roc.png", title="LFW verification, identity-disjoint folds")
     log(f"wrote {out / 'roc.png'}")
     return res
+
+
+def verification_configs(args):
+    """The ``TrainConfig`` of each fold's student (the training options) and of its
+    teacher (the same, with ``--teacher-epochs``, batch 64 and HR faces' shifts)."""
+    cfg = config_from_args(args)
+    tcfg = cfg.replace(epochs=args.teacher_epochs, batch_size=64,    # HR faces
+                       max_shift=STREAM_MAX_SHIFT["teacher"])
+    return cfg, tcfg
 
 
 def format_identification(results):

@@ -1,6 +1,6 @@
 """Command-line options made from a settings dataclass: each field's default, type, choices
-and help are written once, in the dataclass (``tinyface.experiments.settings.option``), and
-the parser and its reading back follow.
+and help are written once, in the dataclass (``tinyface.option.option``), and the parser and
+its reading back follow.
 
     @dataclass
     class Settings:
@@ -11,10 +11,14 @@ the parser and its reading back follow.
     add_dataclass_options(parser, Settings, ["epochs", "augment", "ratios"])
     settings = from_args(Settings, parser.parse_args(), ["epochs", "augment", "ratios"])
 
+    # another command, with its own recipe: its ``--epochs`` defaults to 20
+    add_dataclass_options(other_parser, Settings, ["epochs"], defaults={"epochs": 20})
+
 How a field becomes an option (``option``'s metadata; only fields made with it take part):
 
 - the flag is ``--`` + the name with ``-`` for ``_`` (``flag=`` to name it otherwise);
-- ``int``, ``float`` and ``str`` fields are typed options of that type (``choices=``);
+- ``int``, ``float`` and ``str`` fields are typed options of that type (``choices=``), and
+  so are ``X | None`` ones (a None default: the help text says what happens then);
 - a ``bool`` field is an on/off flag that turns its default over (``--no-augment`` for a
   field that is True by default);
 - a ``tuple`` field is a comma list (``"0.25,0.5"``; ``''``: empty) of ``item`` values,
@@ -22,6 +26,13 @@ How a field becomes an option (``option``'s metadata; only fields made with it t
   passed through ``check`` when given;
 - ``cli_default=`` puts another default in the parser (None: the help text says what
   happens, and an option left unset keeps the field's default); ``metavar=`` as argparse.
+
+A command whose recipe differs from the dataclass's defaults (``train-student``'s 30 epochs
+and LR faces' ``max_shift``, say) gives ``defaults={name: value}`` to
+``add_dataclass_options``: that value is the option's default in the parser (and in
+``--help``) instead of the field's, so ``from_args`` on default arguments gives the
+recipe; the type, choices, check and help stay the field's. An on/off flag has no recipe
+of its own (it always turns the field's default over).
 """
 from __future__ import annotations
 
@@ -44,6 +55,7 @@ def _field(cls, name):
 
 def _kind(f):
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+    kind = kind.removesuffix(" | None")            # an optional setting: None is its default
     if kind not in _TYPES:
         raise TypeError(f"{f.name}: a {kind!r} field cannot be a command-line option")
     return _TYPES[kind]
@@ -62,17 +74,26 @@ def _text(value):
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
-def add_dataclass_options(group, cls, names):
+def add_dataclass_options(group, cls, names, defaults=None):
     """Add the options of ``cls``'s fields ``names`` (in this order) to ``group`` (a
-    parser or an argument group); returns ``group``."""
+    parser or an argument group); ``defaults``: ``{name: value}``, a command's recipe,
+    in place of those fields' defaults. Returns ``group``."""
+    defaults = dict(defaults or {})
+    unknown = sorted(set(defaults) - set(names))
+    if unknown:
+        raise KeyError(f"defaults for options not added: {', '.join(unknown)}")
     for name in names:
         f = _field(cls, name)
         meta, kind = f.metadata, _kind(f)
         kw = {"dest": _dest(f), "help": meta["help"]}
         if kind is bool:
+            if name in defaults:
+                raise ValueError(f"{flag_of(f)}: an on/off flag has no recipe default")
             group.add_argument(flag_of(f), action="store_true", **kw)
             continue
-        default = meta.get("cli_default", _UNSET)
+        default = defaults.get(name, meta.get("cli_default", _UNSET))
+        if kind is tuple and name in defaults:
+            default = ",".join(_text(v) for v in default)
         if default is _UNSET:
             default = ",".join(_text(v) for v in f.default) if kind is tuple else f.default
         kw["default"] = default

@@ -4,6 +4,7 @@ import sys
 
 from tinyface.backend import set_backend
 from tinyface.cli import CLIError
+from tinyface.cli.fields import add_dataclass_options, from_args
 from tinyface.cuda import CudaUnavailableError
 from tinyface.data import DataError, load_split
 from tinyface.train import CHECKPOINT_FILE, TrainConfig
@@ -11,6 +12,11 @@ from tinyface.train.config import STREAM_MAX_SHIFT
 from tinyface.train.resume import checkpoint_epoch
 
 DATA_CHOICES = ["synthetic", "orl", "lfw", "folder"]
+
+# the TrainConfig fields that are the training commands' options, in --help order (each
+# field's flag, default, type, choices and help are its own: train.config)
+TRAIN_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
+                 "warmup_epochs", "augment", "max_shift")
 
 
 def add_data_options(p):
@@ -36,25 +42,14 @@ def add_data_options(p):
 
 
 def add_train_options(p, epochs, batch_size, stream, lr=None):
-    """The training options (a group titled "training") of a run of ``stream`` (teacher |
-    student: its default shifts, ``STREAM_MAX_SHIFT``)."""
+    """The training options (a group titled "training": ``TRAIN_OPTIONS``, read back by
+    ``config_from_args``) of a run of ``stream`` (teacher | student: its default shifts,
+    ``STREAM_MAX_SHIFT``), with the command's recipe of ``epochs``, ``batch_size`` and
+    ``lr`` (None: the optimizer's default); and ``--resume``."""
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=epochs, help="passes over the training faces")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="faces per step")
-    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
-                   help="SGD with momentum 0.9, Adam or AdamW")
-    g.add_argument("--lr", type=float, default=lr,
-                   help="peak learning rate (default: 0.05 for sgd, 0.001 for adam/adamw)")
-    g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
-    g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine",
-                   help="learning-rate schedule over all steps")
-    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up length")
-    g.add_argument("--no-augment", action="store_true",
-                   help="turn off flips, shifts and brightness/contrast jitter")
-    g.add_argument("--max-shift", type=float, default=STREAM_MAX_SHIFT[stream],
-                   help="random shifts up to this fraction of the face side (0.0625: 4 px at "
-                        "64 px, 1 px at 16 px); LR faces default to none, since a sub-pixel "
-                        "shift of a 16 px face is a blur")
+    add_dataclass_options(g, TrainConfig, TRAIN_OPTIONS, defaults={
+        "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "max_shift": STREAM_MAX_SHIFT[stream]})
     g.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (same settings) after an interruption")
 
@@ -118,15 +113,9 @@ def split_from_args(args, log=None):
 
 
 def config_from_args(args):
-    try:
-        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                          lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
-                          warmup_epochs=args.warmup_epochs, augment=not args.no_augment,
-                          max_shift=args.max_shift, seed=args.seed)
-        cfg.validate()
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    return cfg
+    """The ``TrainConfig`` of ``add_train_options``' options and ``--seed`` (validated:
+    ``CLIError`` of one line on a bad setting)."""
+    return from_args(TrainConfig, args, TRAIN_OPTIONS, seed=args.seed)
 
 
 def log(msg):

@@ -11,7 +11,6 @@ same directory, then ``os.replace``), uncompressed so that loading is fast.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import savez_atomic
+from tinyface.cache import signature
 
 from .dataset import Dataset, DataWarning
 
@@ -50,16 +50,13 @@ def source_signature(path) -> dict:
     """
     p = Path(path).resolve()
     if p.is_dir():
-        h = hashlib.sha1()
-        n = 0
+        stamps = []                                   # "relative path\0size\0mtime"
         for dirpath, dirnames, filenames in os.walk(p):
             dirnames.sort()
             for fn in sorted(filenames):
                 full = os.path.join(dirpath, fn)
-                rel = os.path.relpath(full, p)
-                h.update(f"{rel}\0{_file_stamp(full)}\n".encode())
-                n += 1
-        return {"path": str(p), "kind": "dir", "files": n, "digest": h.hexdigest()}
+                stamps.append(f"{os.path.relpath(full, p)}\0{_file_stamp(full)}")
+        return {"path": str(p), "kind": "dir", "files": len(stamps), "digest": signature(stamps)}
     st = p.stat()
     return {"path": str(p), "kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -80,9 +77,7 @@ def _file_stamp(full: str) -> str:
 
 def cache_key(kind: str, params: dict) -> str:
     """Filename ``<kind>-<hash>.npz`` for a loader ``kind`` and its parameters."""
-    blob = json.dumps({"kind": kind, "params": params, "version": CACHE_VERSION},
-                      sort_keys=True, default=str)
-    return f"{kind}-{hashlib.sha1(blob.encode()).hexdigest()[:20]}.npz"
+    return f"{kind}-{signature({'kind': kind, 'params': params, 'version': CACHE_VERSION}, 20)}.npz"
 
 
 def save_arrays(path, **arrays):

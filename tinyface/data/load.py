@@ -1,9 +1,9 @@
 """The single entry point :func:`load_dataset`, with caching of decoded sources."""
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
+
+from tinyface.cache import signature
 
 from .cache import cache_key, cached_dataset, source_signature
 from .dataset import Dataset, DataError, check_hr_size
@@ -33,9 +33,8 @@ def load_dataset(name: str, root=None, hr_size: int = 64, seed: int = 0, cache_d
     hr_size = check_hr_size(hr_size)
     if name == "synthetic":
         ds = generate_synthetic(hr_size=hr_size, seed=seed, **kwargs)
-        ds.meta["key"] = "synthetic-" + hashlib.sha1(
-            json.dumps({k: v for k, v in ds.meta.items() if k != "families"},
-                       sort_keys=True, default=str).encode()).hexdigest()[:20]
+        ds.meta["key"] = "synthetic-" + signature(
+            {k: v for k, v in ds.meta.items() if k != "families"}, length=20)
         return ds
     if kwargs:
         raise TypeError(f"unexpected arguments for dataset {name!r}: {', '.join(kwargs)}")

@@ -23,7 +23,6 @@ images (shape and bytes), so another teacher or other faces never reuse a stale 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import json_default, savez_atomic
+from tinyface.cache import fingerprint, signature
 from tinyface.data import to_float
 from tinyface.eval import eval_mode
 
@@ -164,16 +164,11 @@ def _forward_layer(teacher, x, layer):
 
 
 def bank_key(teacher, hr_images):
-    """A fingerprint of the teacher (architecture, weights, buffers) and the faces."""
-    h = hashlib.sha1()
-    h.update(json.dumps(teacher.config(), sort_keys=True, default=json_default).encode())
-    for name, arr in sorted(teacher.state_dict().items()):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
-    x = np.ascontiguousarray(hr_images)
-    h.update(repr((x.shape, str(x.dtype))).encode())
-    h.update(x.tobytes())
-    return h.hexdigest()[:24]
+    """The signature (``tinyface.cache``) of the teacher (architecture, weights, buffers)
+    and the faces, 24 hex digits."""
+    return signature({"teacher": json.loads(json.dumps(teacher.config(), default=json_default)),
+                      "weights": fingerprint(*sorted(teacher.state_dict().items())),
+                      "faces": fingerprint(hr_images)}, length=24)
 
 
 def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, log=None,

@@ -43,7 +43,6 @@ uses ``forward`` for this teacher; it uses ``ft.head.logits(descriptors)``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import json_default, savez_atomic
+from tinyface.cache import fingerprint, signature
 from tinyface.data import load_dataset
 from tinyface.distill.bank import FeatureBank, pooled_index, standardise_pooled
 from tinyface.distill.softmax_head import HeadFit, SoftmaxHead, fit_teacher_head
@@ -93,25 +93,15 @@ def check_teacher_options(teacher_path, teacher_weights, settings):
 
 
 def backbone_sha256(model):
-    """sha256 of the model's weights without its classifier (names, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, arr in sorted(model.state_dict().items()):
-        if name.startswith("classifier."):
-            continue
-        arr = np.ascontiguousarray(arr)
-        h.update(f"{name}{arr.shape}{arr.dtype}".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
+    """sha256 of the model's weights without its classifier (names, shapes, bytes:
+    ``tinyface.cache.fingerprint``)."""
+    return fingerprint(*((name, arr) for name, arr in sorted(model.state_dict().items())
+                         if not name.startswith("classifier.")))
 
 
 def faces_fingerprint(*arrays):
-    """sha1 (20 hex digits) of the arrays' shapes, dtypes and bytes."""
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(repr((a.shape, str(a.dtype))).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:20]
+    """The arrays' fingerprint (``tinyface.cache.fingerprint``), 20 hex digits."""
+    return fingerprint(*arrays, length=20)
 
 
 def head_signature(settings, seed):
@@ -202,7 +192,7 @@ class FrozenTeacher:
         blob = {"model": self.model_key, "head": self.head_sig, "hr_source": self.size,
                 "faces": faces_fingerprint(split.hr_train, split.y_train, split.hr_test,
                                            split.y_test, split.lr_test)}
-        self.key = hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:24]
+        self.key = signature(blob, length=24)
         self._fit, self.seconds = None, {"load": time.perf_counter() - t0}
         where = getattr(self.model, "pretrained", {}).get("folder", weights)
         state = (f"its last {settings.teacher_tune_blocks} block(s) tuned" if self.tuning
@@ -217,10 +207,8 @@ class FrozenTeacher:
         cfg = s.tail_tuning(self.split.meta.get("seed", 0), self.split.lr_size,
                             self.split.meta.get("lr_method", "bicubic"))
         faces = self.hr_faces()[0]
-        key = hashlib.sha1(json.dumps({"backbone": backbone_sha256(self.model),
-                                       "tuning": cfg.to_dict(),
-                                       "faces": faces_fingerprint(faces, self.split.y_train)},
-                                      sort_keys=True).encode()).hexdigest()[:24]
+        key = signature({"backbone": backbone_sha256(self.model), "tuning": cfg.to_dict(),
+                         "faces": faces_fingerprint(faces, self.split.y_train)}, length=24)
         path = self.out / "teacher-tuned.npz"
         if path.is_file():
             try:

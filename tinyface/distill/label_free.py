@@ -38,11 +38,11 @@ the regression over its weighted faces, pool faces with weight 1).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinyface.cache import fingerprint
 from tinyface.data import degrade, load_dataset
 from tinyface.distill.bank import extract_bank
 from tinyface.distill.frozen_teacher import source_faces
@@ -108,13 +108,10 @@ class UnlabelledPool:
         return self
 
     def fingerprint(self):
-        """sha1 (20 hex digits) of the faces' and targets' shapes and bytes."""
+        """The faces' and targets' fingerprint (``tinyface.cache.fingerprint``), 20 hex
+        digits."""
         if self._fingerprint is None:
-            h = hashlib.sha1()
-            for a in (self.lr_images, self.targets):
-                h.update(repr((a.shape, str(a.dtype))).encode())
-                h.update(a.tobytes())
-            self._fingerprint = h.hexdigest()[:20]
+            self._fingerprint = fingerprint(self.lr_images, self.targets, length=20)
         return self._fingerprint
 
     def record(self):

@@ -4,7 +4,7 @@
     res = run_ablation(split, AblationSettings(), "runs/ablation", data="lfw")
 
 Phases (each logs, and each caches its result under ``out`` with the signature of what it
-depends on, ``tinyface.experiments.cache``, so that a re-run after an interruption redoes
+depends on, ``tinyface.cache``, so that a re-run after an interruption redoes
 only what is missing):
 
 1. the teacher: ``teacher_path`` (a run folder or its ``model.npz``) is loaded if it
@@ -55,7 +55,7 @@ from tinyface.distill.frozen_teacher import FrozenTeacher, check_teacher_options
 from tinyface.distill.label_free import ablation_pool
 from tinyface.eval import evaluate_identification
 from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
-from tinyface.experiments.cache import read_if, read_json, write_with
+from tinyface.cache import read_if, read_json, write_with
 from tinyface.experiments.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, mean_std,
                                          rows_table, scores_text, sizes_record, write_report)
 from tinyface.experiments.selection_cache import AblationSelections, cached_selection

@@ -1,5 +1,5 @@
 """The ablation's cached selections: ``select`` on the teacher's feature bank, kept in an
-``.npz`` under the signature of what it was made from (``experiments.cache``).
+``.npz`` under the signature of what it was made from (``tinyface.cache``).
 
     sel = cached_selection(bank, y_train, 0.5, settings, seed, "out/selection/ratio-0.5.npz",
                            bank.meta["key"], print)
@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from tinyface.atomic import json_default, savez_atomic
 from tinyface.eval import logits_of
-from tinyface.experiments.cache import matches, signature
+from tinyface.cache import matches, signature
 from tinyface.select import SelectionResult, select, student_gap
 
 __all__ = ["cached_selection", "all_selected", "selection_info", "selection_signature",

@@ -19,6 +19,7 @@ from tinyface.distill.config import (ADAPTER_INITS, FEATURE_NORMS, MU_SCHEDULES,
 from tinyface.distill.finetune import DEFAULT_FINETUNE_LR
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
 from tinyface.distill.teacher_tuning import TUNE_INPUTS, TailTuning
+from tinyface.option import option
 from tinyface.train.config import STREAM_MAX_SHIFT
 
 __all__ = ["AblationSettings", "run_signature", "option", "DEFAULT_RATIOS", "INFORMATIVENESS",
@@ -31,13 +32,6 @@ LABEL_FREE_POOLS = ("disjoint", "all")
 # centre closeness), or the gap between the teacher and each seed's scratch student
 INFORMATIVENESS = ("teacher", "student-gap")
 STARTS = ("scratch", "random")
-
-
-def option(default, help, *, flag=None, **cli):
-    """A dataclass field that is also a command-line option (``tinyface.cli.fields``):
-    its ``default``, its ``help`` and the option's own keys (``flag``, ``choices``,
-    ``metavar``, ``item``, ``items``, ``item_name``, ``check``, ``cli_default``)."""
-    return field(default=default, metadata={"help": help, "flag": flag, **cli})
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyface.optim import SCHEDULE_NAMES
+from tinyface.option import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -73,20 +74,29 @@ class TrainConfig:
         eval_batch_size: batch size of the validation pass.
     """
 
-    epochs: int = 20
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float | None = None
+    # the fields made with ``option`` are also the training commands' options
+    # (``tinyface.cli.options.TRAIN_OPTIONS``); a command may put its own recipe's default
+    # in the parser (``--epochs``, ``--batch-size``, ``--max-shift`` per stream)
+    epochs: int = option(20, "passes over the training faces")
+    batch_size: int = option(64, "faces per step")
+    optimizer: str = option("sgd", "SGD with momentum 0.9, Adam or AdamW", choices=OPTIMIZERS)
+    lr: float | None = option(None, f"peak learning rate (default: {DEFAULT_LR['sgd']:g} for "
+                                    f"sgd, {DEFAULT_LR['adam']:g} for adam/adamw)")
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
+    weight_decay: float = option(5e-4, "weight decay")
+    schedule: str = option("cosine", "learning-rate schedule over all steps",
+                           choices=SCHEDULE_NAMES)
+    warmup_epochs: float = option(0.0, "linear warm-up length")
     min_lr: float = 0.0
     drop_last: bool = False
-    augment: bool = True
+    augment: bool = option(True, "turn off flips, shifts and brightness/contrast jitter",
+                           flag="--no-augment")
     flip: bool = True
-    max_shift: float = STREAM_MAX_SHIFT["teacher"]        # HR faces: STREAM_MAX_SHIFT above
+    max_shift: float = option(                            # HR faces: STREAM_MAX_SHIFT above
+        STREAM_MAX_SHIFT["teacher"],
+        "random shifts up to this fraction of the face side (0.0625: 4 px at 64 px, 1 px at "
+        "16 px); LR faces default to none, since a sub-pixel shift of a 16 px face is a blur")
     crop_scale: float = 1.0
     brightness: float = 0.1
     contrast: float = 0.15
