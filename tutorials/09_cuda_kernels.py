@@ -178,7 +178,7 @@ def main():
         "`python -m tinyface bench --device cuda` on a GPU: which layers get faster, and why "
         "does 32 need more shared memory per block?",
         "The batch-1 student is launch-bound: count the kernel launches of one forward pass "
-        "(hint: wrap numba's dispatcher, as selfcheck.record_launches does) and estimate the "
+        "(hint: wrap numba's dispatcher, as tinyface.checks.launches.record_launches does) and estimate the "
         "faces/s a single fused kernel could reach.",
         "Write a CUDA kernel for PReLU's slope gradient that uses cuda.atomic.add instead of "
         "the two-pass sum in tinyface/cuda/reduce.py, and check it against the CPU kernel; "
