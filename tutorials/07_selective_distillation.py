@@ -58,8 +58,8 @@ import numpy as np  # noqa: E402
 from tinyface import nn, tutorial  # noqa: E402
 from tinyface.checkpoint import load_model  # noqa: E402
 from tinyface.data import to_float  # noqa: E402
-from tinyface.distill import (VARIANTS, DistillConfig, DistillStep, DistillStudent,  # noqa: E402
-                              FeatureBank, make_weights)
+from tinyface.distill import (BASE_VARIANTS as VARIANTS, DistillConfig,  # noqa: E402
+                              DistillStep, DistillStudent, FeatureBank, make_weights)
 from tinyface.experiments import (ROW_NAMES, TEACHER_ROWS, AblationSettings,  # noqa: E402
                                   cached_selection, run_ablation)
 from tinyface.gradcheck import numerical_gradient  # noqa: E402

@@ -19,13 +19,17 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from tinyface.distill.methods import METHOD_VARIANTS, METHODS
 from tinyface.select.selector import check_ratio
 
-__all__ = ["DistillConfig", "VARIANTS", "REGRESSION_VARIANTS", "FEATURE_NORMS",
+__all__ = ["DistillConfig", "VARIANTS", "BASE_VARIANTS", "METHOD_VARIANTS",
+           "REGRESSION_VARIANTS", "FEATURE_NORMS",
            "MU_SCHEDULES", "ADAPTER_INITS", "check_variant", "check_ratio",
            "check_feature_norm", "check_mu_schedule", "check_weight", "check_temperature"]
 
-VARIANTS = ("none", "kd", "full", "random", "selective")
+# the ablation's five variants (its default), then the other methods (``distill.methods``)
+BASE_VARIANTS = ("none", "kd", "full", "random", "selective")
+VARIANTS = BASE_VARIANTS + METHOD_VARIANTS
 REGRESSION_VARIANTS = ("full", "random", "selective")
 FEATURE_NORMS = ("l2", "none")
 MU_SCHEDULES = ("constant", "linear", "cosine")
@@ -81,7 +85,9 @@ class DistillConfig:
     ratio: fraction of faces selected (``random``, ``selective``), in (0, 1];
     feature_norm: ``l2`` | ``none``; adapter_init: ``lstsq`` | ``random``;
     mu_schedule: ``constant`` | ``linear`` | ``cosine``; per_identity: select (and draw
-    the random subset) inside each identity.
+    the random subset) inside each identity; method_weight: the weight of a method
+    variant's term (``distill.methods``: sp, rkd, pkt, fsim, crd, dkd), None for the
+    method's default (``Method.default_weight``; see ``weight``).
     """
     variant: str = "selective"
     mu: float = 3.0
@@ -92,6 +98,7 @@ class DistillConfig:
     adapter_init: str = "lstsq"
     mu_schedule: str = "constant"
     per_identity: bool = True
+    method_weight: float | None = None
 
     def __post_init__(self):
         check_variant(self.variant)
@@ -105,6 +112,21 @@ class DistillConfig:
         if isinstance(self.per_identity, str) or self.per_identity not in (True, False):
             raise ValueError(f"per_identity must be True or False, got {self.per_identity!r}")
         self.per_identity = bool(self.per_identity)
+        if self.method_weight is not None:
+            self.method_weight = check_weight("method_weight", self.method_weight)
+
+    @property
+    def method(self):
+        """The variant's ``Method`` (``distill.methods``), or None for the base variants."""
+        return METHODS.get(self.variant)
+
+    @property
+    def weight(self):
+        """The method term's weight: ``method_weight``, or the method's default (None
+        for the base variants)."""
+        if self.method is None:
+            return None
+        return self.method.default_weight if self.method_weight is None else self.method_weight
 
     @property
     def regress(self):

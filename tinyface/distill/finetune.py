@@ -20,7 +20,12 @@ Variants (``VARIANTS``):
 - ``full``: CE + feature regression on every face (w = 1);
 - ``random``: CE + feature regression on a seeded random subset of the selective size
   (per identity when the selection is per identity: the same count in each identity);
-- ``selective``: CE + feature regression on the faces ``tinyface.select.select`` picks.
+- ``selective``: CE + feature regression on the faces ``tinyface.select.select`` picks;
+- ``sp``, ``rkd``, ``pkt``, ``fsim``, ``crd``, ``dkd``: CE + another method's term
+  (``tinyface.distill.methods``: what each reads, its default weight and its source), on
+  every labelled face, with no regression weights; the adapter is used by ``fsim`` and
+  ``crd`` only (started like the regression's, ``adapter_init``, on every face). These
+  run on the CPU tier only.
 
 Feature scale, and the default mu. The teacher's embedding ends in a BatchNorm1d, so each
 of its 256 coordinates is roughly standardised: ``||phi_t||^2 ~ 256``, and a raw squared
@@ -73,7 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import write_json
-from tinyface.backend import ops, place
+from tinyface.backend import get_backend, ops, place
 from tinyface.checkpoint import save_model
 from tinyface.distill.bank import FeatureBank
 # the variants' names are re-exported from ``config``
@@ -145,14 +150,16 @@ def _checkpoint_epoch(out_dir):
 
 
 def _epoch_parts(parts, steps, epochs_done, counts=None):
-    """Per-epoch means of the (ce, kd, reg) parts recorded in this session; with
+    """Per-epoch means of the (ce, kd, reg) parts recorded in this session (and of a
+    method variant's fourth part, ``method``); with
     ``counts`` (``DistillStep.counts``) also ``labelled_acc``, the training accuracy
     over the labelled faces alone (fit's ``train_acc`` divides by every face seen)."""
     out = []
     for e in range(len(parts) // steps):
         chunk = parts[e * steps:(e + 1) * steps]
         rec = {"epoch": epochs_done + e + 1}
-        for j, name in enumerate(("ce", "kd", "reg")):
+        names = ("ce", "kd", "reg") + (("method",) if chunk and len(chunk[0]) > 3 else ())
+        for j, name in enumerate(names):
             vals = [p[j] for p in chunk if p[j] is not None]
             rec[name] = float(np.mean(vals)) if vals else None
         if counts is not None:
@@ -214,8 +221,13 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
                                         distill.kd_weight, distill.ratio)
     feature_norm, adapter_init, mu_schedule = (distill.feature_norm, distill.adapter_init,
                                                distill.mu_schedule)
+    method = distill.method
+    if method is not None and get_backend() == "cuda":
+        raise ValueError(f"variant {variant!r} runs on the CPU tier only (the CUDA tier has "
+                         f"no kernel for it yet)")
     n = len(split.y_train)
-    bank.check(n, num_classes=split.num_classes if variant == "kd" else None)
+    reads_logits = variant == "kd" or (method is not None and method.reads == "logits")
+    bank.check(n, num_classes=split.num_classes if reads_logits else None)
     if tuple(student.input_shape[1:]) != (split.lr_size, split.lr_size) or \
             student.num_classes != split.num_classes:
         raise ValueError(f"the student takes {student.input_shape} faces and {student.num_classes} "
@@ -230,6 +242,8 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
             raise ValueError(f"weights have shape {w.shape}, expected ({n},)")
         if variant in REGRESSION_VARIANTS and not w.any():
             raise ValueError("the selection is empty: every regression weight is 0")
+    elif method is not None:                  # a method variant: no regression weights
+        w = np.zeros(n, np.float32)
     else:
         w = make_weights(variant, bank, split.y_train, ratio, train.seed, selection,
                          per_identity=distill.per_identity, log=say)
@@ -255,11 +269,17 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     if regress and adapter_init == "lstsq" and not resume:
         resid = init_adapter_lstsq(wrapper, images, targets, w_all)
         wrapper.train()
+    adapted = method is not None and method.reads == "adapter"
+    if adapted and adapter_init == "lstsq" and not resume:     # fsim, crd: on every face
+        resid = init_adapter_lstsq(wrapper, images, targets, np.ones(n, np.float32))
+        wrapper.train()
     steps = steps_per_epoch(train, n + m)
     step_fn = DistillStep(bank, w_all if regress else None, mu, T,
                           kd_weight if variant == "kd" else 0.0, feature_norm=feature_norm,
                           mu_schedule=mu_schedule, total_steps=train.epochs * steps,
-                          pool_targets=pool.targets if use_pool else None)
+                          pool_targets=pool.targets if use_pool else None,
+                          **({} if method is None else
+                             dict(method=method, method_weight=distill.weight, seed=train.seed)))
     done = _checkpoint_epoch(out_dir) if resume and out_dir is not None else 0
     step_fn.step = done * steps
     init_reg = None
@@ -273,7 +293,11 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
            + (f" (residual {resid:.3f})" if resid is not None else "")
            + (f", initial regression loss {init_reg:.3f}" if init_reg is not None else "")
            if regress else "")
-        + (f", KD T={T:g} weight {kd_weight:g}" if variant == "kd" else ""))
+        + (f", KD T={T:g} weight {kd_weight:g}" if variant == "kd" else "")
+        + (f", {method.name} weight {distill.weight:g}" + (f" (T={T:g})" if reads_logits else "")
+           + (f", adapter {adapter_init}" if adapted else "")
+           + (f" (residual {resid:.3f})" if adapted and resid is not None else "")
+           if method is not None else ""))
     # the held-out faces are followed epoch by epoch only when they are validation faces:
     # test faces are seen once, by the last epoch's student
     val = ({"val_images": split.lr_test, "val_labels": split.y_test}
@@ -305,6 +329,11 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
         student_parameters=deployable.num_parameters(), student_bytes=deployable.nbytes(),
         adapter_parameters=wrapper.adapter_parameters(), epochs=len(history),
         seconds=seconds, config=train.to_dict())
+    if method is not None:
+        metrics.update(method=method.name, method_weight=distill.weight,
+                       method_reads=method.reads, T=float(T) if reads_logits else None,
+                       adapter_init=adapter_init if adapted else None,
+                       final_method_loss=history[-1].get("method") if history else None)
     if out_dir is not None:
         save_model(Path(out_dir) / "student.npz", deployable,
                    {"variant": variant, "top1": metrics["top1"], "epoch": len(history)})

@@ -6,6 +6,8 @@
     loss, correct = step(wrapper, x, batch_indices, labels)  # forward, losses, backward
 
 Its loss settings default to ``DistillConfig``'s and are checked by the same functions.
+A method variant (``tinyface.distill.methods``) adds one term, ``method_weight * loss_m``,
+on the batch's labelled faces: ``DistillStep(bank, None, method="sp", method_weight=3000)``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from tinyface.backend import ops
 from tinyface.distill.bank import FeatureBank
 from tinyface.distill.config import (DistillConfig, check_feature_norm, check_mu_schedule,
                                      check_temperature, check_weight)
+from tinyface.distill.methods import METHODS, Method, MethodInputs
 from tinyface.losses import (distillation_loss, feature_regression_loss,
                              softmax_cross_entropy_loss)
 from tinyface.reference.normalize import l2_normalize_forward
@@ -51,11 +54,17 @@ class DistillStep:
     the batch); ``counts``: per call, ``(labelled, regressed, correct)`` faces;
     ``step``: the number of calls so far (drives the mu schedule; set it when resuming).
     kd_weight: 0 (the default) leaves the Hinton term out; T is read only when it is on.
+    method: None, or a method variant's name or ``Method`` (``distill.methods``), whose
+    term ``method_weight * loss_m`` (method_weight None: the method's default) is taken
+    on the batch's labelled rows; its gradient flows into the embedding, through the
+    adapter, or into the logits (``Method.reads``). Then ``parts`` holds
+    ``(ce, kd, reg, method)``. seed: with the step count, seeds the method's draws (CRD).
     """
 
     def __init__(self, bank, weights, mu=DistillConfig.mu, T=DistillConfig.T, kd_weight=0.0, *,
                  feature_norm=DistillConfig.feature_norm, mu_schedule=DistillConfig.mu_schedule,
-                 total_steps=None, pool_targets=None):
+                 total_steps=None, pool_targets=None, method=None, method_weight=None,
+                 seed=0):
         if not isinstance(bank, FeatureBank):
             raise TypeError(f"bank must be a FeatureBank, got {type(bank).__name__}")
         check_feature_norm(feature_norm)
@@ -89,6 +98,17 @@ class DistillStep:
         # the targets, normalised once (the bank itself is never changed)
         self.targets = (l2_normalize_forward(targets)[0] if feature_norm == "l2"
                         else targets) if self.regress else None
+        self.method = METHODS[method] if isinstance(method, str) else method
+        if self.method is not None and not isinstance(self.method, Method):
+            raise TypeError(f"method must be a Method or one of {', '.join(METHODS)}, "
+                            f"got {type(method).__name__}")
+        self.method_weight = None
+        if self.method is not None:
+            self.method_weight = (self.method.default_weight if method_weight is None
+                                  else check_weight("method_weight", method_weight))
+            if self.method.reads == "logits":
+                check_temperature(T)
+        self.seed = int(seed)
         self.step = 0
         self.parts = []
         self.counts = []
@@ -138,6 +158,31 @@ class DistillStep:
         dlogits[rows] = dz
         return ce, kd, input_batch(dlogits)
 
+    def method_term(self, model, emb, logits, idx, labels):
+        """``(loss, demb, dlogits)`` of the method's term on the batch's labelled rows,
+        weighted (demb (b, Ds) or None, dlogits (b, K) or None; unlabelled rows 0).
+        No labelled row: (None, None, None)."""
+        rows = np.flatnonzero(idx < self.n_labelled)                    # (l,)
+        if len(rows) == 0:
+            return None, None, None
+        reads, wt = self.method.reads, self.method_weight
+        if reads == "adapter":
+            side = model.adapter.forward(emb)                           # (b, Dt)
+        else:
+            side = emb if reads == "embedding" else logits              # (b, Ds) | (b, K)
+        host = np.asarray(host_array(side), np.float32)
+        inputs = MethodInputs(rows=idx[rows], labels=np.asarray(labels)[rows],
+                              bank=self.bank, T=self.T, seed=self.seed, step=self.step)
+        loss, ds = self.method.loss(np.ascontiguousarray(host[rows]), inputs)
+        grad = np.zeros(host.shape, np.float32)                         # (b, D)
+        grad[rows] = wt * np.asarray(ds, np.float64)
+        grad = input_batch(grad)
+        if reads == "logits":
+            return loss, None, grad
+        if reads == "adapter":
+            grad = model.adapter.backward(grad)                         # (b, Ds)
+        return loss, grad, None
+
     def __call__(self, model, x, batch_indices, labels):
         idx = np.asarray(batch_indices)
         emb, logits = model.student.forward_both(x)                     # (b, Ds), (b, K)
@@ -152,10 +197,20 @@ class DistillStep:
             loss += mu * reg
             if mu > 0:
                 demb = model.adapter.backward(float(mu) * dpred)        # (b, Ds)
+        m_loss = None
+        if self.method is not None:
+            m_loss, m_demb, m_dlogits = self.method_term(model, emb, logits, idx, labels)
+            if m_loss is not None:
+                loss += self.method_weight * m_loss
+                if m_demb is not None:
+                    demb = m_demb if demb is None else demb + m_demb
+                if m_dlogits is not None:
+                    dlogits = m_dlogits if dlogits is None else dlogits + m_dlogits
         if demb is not None or dlogits is not None:
             model.student.backward_both(demb, dlogits)
         self.step += 1
-        self.parts.append((ce, kd_loss, reg))
+        self.parts.append((ce, kd_loss, reg) if self.method is None
+                          else (ce, kd_loss, reg, m_loss))
         lab = idx < self.n_labelled
         correct = int(np.count_nonzero(np.argmax(host_array(logits), axis=1)[lab] == labels[lab]))
         self.counts.append((int(lab.sum()), n_reg, correct))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyface.distill.finetune import VARIANTS
+from tinyface.distill.methods import METHODS
 from tinyface.eval import plots
 from tinyface.experiments.figures import plot_graph, plot_ratio_curve, plot_selection_montage
 
@@ -15,6 +16,7 @@ ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tunin
 UNLABELLED = "+unlabelled"
 ROW_NAMES.update({v + UNLABELLED: f"student + {v} + unlabelled faces"
                   for v in ("full", "random", "selective")})
+ROW_NAMES.update({name: m.row_name for name, m in METHODS.items()})
 
 def mean_std(values):
     """``(mean, sample std)`` of a list (std 0 for a single value)."""

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from tinyface.distill.bank import BANK_LAYERS
 from tinyface.distill.label_free import pool_signature
-from tinyface.distill.config import (ADAPTER_INITS, FEATURE_NORMS, MU_SCHEDULES, VARIANTS,
-                                     DistillConfig, check_ratio)
+from tinyface.distill.config import (ADAPTER_INITS, BASE_VARIANTS, FEATURE_NORMS,
+                                     METHOD_VARIANTS, MU_SCHEDULES, VARIANTS, DistillConfig,
+                                     check_ratio)
+from tinyface.distill.methods import METHODS
 from tinyface.distill.finetune import DEFAULT_FINETUNE_LR
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
 from tinyface.distill.teacher_tuning import TUNE_INPUTS, TailTuning
@@ -63,7 +65,11 @@ class AblationSettings:
                               "students' random shifts as a fraction of the side (0.0625: up "
                               "to 1 px at 16 px); none by default, because at 16 px a "
                               "sub-pixel shift blurs the face")
-    variants: tuple = option(VARIANTS, "comma-separated variants to run", items=VARIANTS,
+    # the default: the five variants of the selective-distillation ablation; the other
+    # methods (distill.methods) run when named, on the CPU tier
+    variants: tuple = option(BASE_VARIANTS, "comma-separated variants to run; also "
+                             f"{', '.join(METHOD_VARIANTS)}: other distillation methods at "
+                             "their default weights (CPU tier only)", items=VARIANTS,
                              item_name="variant")
     # the distillation settings' defaults are DistillConfig's (mu 3: see distill.config)
     mu: float = option(DistillConfig.mu, "weight of the feature regression")
@@ -253,6 +259,11 @@ def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
     if variant in ("random", "selective"):
         sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
                    per_identity=settings.per_identity)
+    method = METHODS.get(variant)
+    if method is not None and method.reads == "logits":
+        sig.update(T=settings.T)
+    if method is not None and method.reads == "adapter":
+        sig.update(feature_norm=settings.feature_norm, adapter_init=settings.adapter_init)
     if variant == "selective" and settings.informativeness != "teacher":
         sig.update(informativeness=settings.informativeness)
     label_free = pool_signature(pool, variant)

@@ -1,0 +1,165 @@
+"""Other distillation methods as fine-tuning variants: one entry per method (``METHODS``).
+
+Each variant adds one term to the fine-tuning loss (``DistillStep``), next to CE::
+
+    L = CE(student(x_LR), y) + method_weight * loss_m(student side, teacher side)
+
+over the batch's labelled faces, with the teacher side read from the feature bank
+(``FeatureBank.embeddings`` (N, Dt), ``FeatureBank.logits`` (N, K)). What each method
+reads on the student side (``Method.reads``):
+
+- ``embedding``: the student's embedding phi_s (b, Ds) against the teacher's (b, Dt);
+  SP, RKD and PKT compare the batch's relations (similarities, distances, angles,
+  affinity distributions), so the widths may differ and no adapter is used;
+- ``adapter``: ``A phi_s`` (b, Dt), the training-only adapter's output, against the
+  teacher's embedding (FSIM: per-face cosine; CRD: InfoNCE against the bank); the
+  gradient reaches the student through A;
+- ``logits``: the student's logits (b, K) against the bank's teacher logits (DKD).
+
+``per_face``: the loss is a mean of per-face terms (FSIM, CRD, DKD), so it could be
+restricted to selected faces by weights; SP, RKD and PKT are batch relations.
+
+Default weights (``Method.default_weight``, used when ``DistillConfig.method_weight`` is
+None), with where each comes from (``Method.weight_source``):
+
+- SP 3000: RepDistiller (Tian et al.'s benchmark code, ``--distill similarity -b 3000``),
+  whose SP loss has the same normalisation, ``||G_s - G_t||_F**2 / N**2``;
+- RKD 1: RepDistiller (``--distill rkd -b 1``), with the paper's inner weights 25
+  (distance) and 50 (angle), which ``rkd_loss`` applies;
+- PKT 468.75: RepDistiller's ``-b 30000`` is on a KL averaged over the N**2 entries;
+  ``pkt_loss`` averages over the N faces (N times larger), so 30000 / 64 reproduces
+  RepDistiller's term at its batch of 64 (the ablation's batch too);
+- FSIM 1: no published default for this loss here (unsure): 1.0;
+- CRD 0.8: RepDistiller (``--distill crd -b 0.8``), with its temperature 0.07; our CRD
+  is InfoNCE with K = min(16, N - 1) negatives, not RepDistiller's NCE with 16384, so
+  the weight is the benchmark's, not re-tuned;
+- DKD 1: mdistiller (the DKD authors' code), CE weight 1 and DKD weight 1 with
+  alpha 1, beta 8 inside the loss (``dkd_loss``' defaults) at the config's T (4, the
+  paper's CIFAR temperature); the code's linear warm-up of the term over 20 epochs is
+  left out.
+
+Attention transfer (``tinyface.reference.kd_maps.at_loss``) is not a variant: it reads
+intermediate feature maps, which the feature bank does not hold.
+
+CRD's negatives: for each face, K = min(16, N - 1) other faces of the bank (never the
+face itself), drawn without replacement from a generator seeded by (seed, step), so a
+run is reproducible and a resumed one draws what the uninterrupted one would.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from tinyface.reference.kd_logits import dkd_loss
+from tinyface.reference.kd_maps import fsim_loss, sp_loss
+from tinyface.reference.kd_relations import crd_loss, pkt_loss, rkd_loss
+
+__all__ = ["Method", "MethodInputs", "METHODS", "METHOD_VARIANTS", "READS",
+           "CRD_NEGATIVES", "CRD_TAU", "crd_negatives"]
+
+READS = ("embedding", "adapter", "logits")
+CRD_NEGATIVES = 16          # K = min(16, N - 1) negatives per face
+CRD_TAU = 0.07              # RepDistiller's nce_t
+
+
+@dataclass(frozen=True)
+class MethodInputs:
+    """What a method's loss reads for one batch besides the student side.
+
+    rows: (l,) int, the bank rows of the batch's labelled faces; labels: (l,) int;
+    bank: the ``FeatureBank``; T: the KD temperature; seed, step: seed the draws (CRD).
+    """
+    rows: np.ndarray
+    labels: np.ndarray
+    bank: object
+    T: float
+    seed: int
+    step: int
+
+
+@dataclass(frozen=True)
+class Method:
+    """One distillation method as a fine-tuning variant.
+
+    loss: ``(s, inputs) -> (loss, ds)`` for one batch, s: (l, D) float32 the student side
+    (``reads``) of the l labelled faces, ds its gradient (l, D)."""
+    name: str
+    citation: str
+    reads: str
+    default_weight: float
+    weight_source: str
+    per_face: bool
+    row_name: str
+    loss: Callable
+
+
+def crd_negatives(rows, n, seed, step, k=CRD_NEGATIVES):
+    """(l, K) int64 negatives for the faces ``rows`` (l,) of a bank of ``n`` faces:
+    K = min(k, n - 1) distinct other faces per row, never the face itself, drawn by
+    ``np.random.default_rng([seed, step])``."""
+    rows = np.asarray(rows, np.int64)
+    K = min(int(k), n - 1)
+    if K < 1:
+        raise ValueError(f"CRD needs a bank of at least 2 faces, got {n}")
+    rng = np.random.default_rng([int(seed), int(step)])
+    pick = np.argsort(rng.random((len(rows), n - 1)), axis=1)[:, :K]    # (l, K) in [0, n-1)
+    return pick + (pick >= rows[:, None])                                # skip the face itself
+
+
+def _teacher(inputs):
+    return inputs.bank.embeddings[inputs.rows]                           # (l, Dt)
+
+
+def _sp(s, inputs):
+    return sp_loss(s, _teacher(inputs))
+
+
+def _rkd(s, inputs):
+    return rkd_loss(s, _teacher(inputs))
+
+
+def _pkt(s, inputs):
+    return pkt_loss(s, _teacher(inputs))
+
+
+def _fsim(s, inputs):
+    return fsim_loss(s, _teacher(inputs))
+
+
+def _crd(s, inputs):
+    neg = crd_negatives(inputs.rows, inputs.bank.n, inputs.seed, inputs.step)
+    return crd_loss(s, inputs.bank.embeddings, inputs.rows, neg, tau=CRD_TAU)
+
+
+def _dkd(s, inputs):
+    return dkd_loss(s, inputs.bank.logits[inputs.rows], inputs.labels, T=inputs.T)
+
+
+_REPDISTILLER = "RepDistiller (Tian et al., ICLR 2020 benchmark code)"
+METHODS = {m.name: m for m in (
+    Method("sp", "Tung & Mori, Similarity-preserving knowledge distillation, ICCV 2019",
+           "embedding", 3000.0, f"{_REPDISTILLER}: -b 3000, same loss normalisation", False,
+           "student + SP (Tung & Mori)", _sp),
+    Method("rkd", "Park, Kim, Lu & Cho, Relational knowledge distillation, CVPR 2019",
+           "embedding", 1.0, f"{_REPDISTILLER}: -b 1, inner weights 25 / 50 (the paper's)",
+           False, "student + RKD (Park et al.)", _rkd),
+    Method("pkt", "Passalis & Tefas, Learning deep representations with probabilistic "
+                  "knowledge transfer, ECCV 2018",
+           "embedding", 30000.0 / 64, f"{_REPDISTILLER}: -b 30000 on a mean over N**2 "
+                                      "entries, = 30000 / 64 on our mean over faces at "
+                                      "batch 64", False,
+           "student + PKT (Passalis & Tefas)", _pkt),
+    Method("fsim", "feature-similarity distillation (1 - cosine), after F-SKD (2023)",
+           "adapter", 1.0, "no published default for this loss: 1.0", True,
+           "student + FSIM (feature cosine)", _fsim),
+    Method("crd", "Tian, Krishnan & Isola, Contrastive representation distillation, "
+                  "ICLR 2020 (InfoNCE against the bank)",
+           "adapter", 0.8, f"{_REPDISTILLER}: -b 0.8, temperature 0.07", True,
+           "student + CRD (Tian et al.)", _crd),
+    Method("dkd", "Zhao, Cui, Song, Qiu & Liang, Decoupled knowledge distillation, CVPR 2022",
+           "logits", 1.0, "mdistiller (the authors' code): weight 1, alpha 1, beta 8, T 4",
+           True, "student + DKD (Zhao et al.)", _dkd),
+)}
+METHOD_VARIANTS = tuple(METHODS)
