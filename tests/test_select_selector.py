@@ -1,5 +1,5 @@
 """``tinyface.select.select`` end to end on small clustered teacher outputs, and the
-informativeness scores: the issue's properties and its bad-input errors."""
+informativeness scores: the properties it promises and its bad-input errors."""
 import numpy as np
 import pytest
 
@@ -59,7 +59,7 @@ def test_informativeness_spans_zero_to_one(teacher):
         informativeness(f, y + 100, z)
 
 
-# ------------------------------------------------------------------ the issue's properties
+# ------------------------------------------------------------------ the properties it promises
 def test_result_and_objective_decreases(teacher):
     f, y, z, _ = teacher
     r = select(f, y, z, ratio=0.4, alpha=2.0)

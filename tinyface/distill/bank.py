@@ -14,6 +14,15 @@ an L2-normalised regression of them would barely pull. The bank therefore standa
 each pooled coordinate over the faces (mean 0, std 1), as the embedding's BatchNorm1d
 does for the embedding.
 
+Attention transfer (variant ``at``) asks for ``attention_size=(h, w)``, the student's
+pre-pool map size: the bank then also holds ``attention`` (N, h*w) float32, the teacher's
+attention maps at its own pre-pool map (the input of the ``GlobalAvgPool2d``,
+``pooled_index``), ``vec(mean_c t**2)`` average-pooled to h x w (adaptively, weighted by
+overlap, when the sides are not integer multiples: ``tinyface.reference.kd_maps``) and
+L2-normalised per face (``teacher_attention``); the size is then part of the default key
+(``-atHxW``). Without it the bank, its file and its key are what they are without the
+option.
+
 The teacher runs in eval mode (batch norm on running statistics), without
 augmentation, in batches. With ``cache_path`` the bank is written to a ``.npz`` file
 (temporary file, fsync, rename: a crash never leaves a partial file) together with a
@@ -34,6 +43,7 @@ from tinyface.atomic import json_default, savez_atomic
 from tinyface.cache import fingerprint, signature
 from tinyface.data import to_float
 from tinyface.eval import eval_mode
+from tinyface.reference.kd_maps import teacher_attention
 
 __all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT", "BANK_LAYERS",
            "pooled_index", "layer_dim", "standardise_pooled"]
@@ -48,15 +58,23 @@ class FeatureBank:
 
     embeddings: (N, Dt) float32, the teacher's embedding of each HR face;
     logits: (N, K) float32, its class scores; meta: JSON-able dict (key, teacher
-    architecture name, image shape, extraction seconds, ...).
+    architecture name, image shape, extraction seconds, ...); attention: None, or
+    (N, h*w) float32 unit rows, the teacher's pooled attention maps (``attention_size``
+    of ``extract_bank``; ``meta["attention_size"]`` = [h, w]).
     """
     embeddings: np.ndarray
     logits: np.ndarray
     meta: dict = field(default_factory=dict)
+    attention: np.ndarray | None = None
 
     def __post_init__(self):
         self.embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
         self.logits = np.ascontiguousarray(self.logits, dtype=np.float32)
+        if self.attention is not None:
+            self.attention = np.ascontiguousarray(self.attention, dtype=np.float32)
+            if self.attention.shape[:1] != self.embeddings.shape[:1] or self.attention.ndim != 2:
+                raise ValueError(f"the feature bank's attention maps have shape "
+                                 f"{self.attention.shape}, expected ({len(self.embeddings)}, h*w)")
         if self.embeddings.ndim != 2 or self.logits.ndim != 2:
             raise ValueError(f"a feature bank holds (N, D) embeddings and (N, K) logits, got "
                              f"shapes {self.embeddings.shape} and {self.logits.shape}")
@@ -92,6 +110,8 @@ class FeatureBank:
                              f"dataset has {int(num_classes)} identities")
         bad = int(self.embeddings.size - np.count_nonzero(np.isfinite(self.embeddings)))
         bad += int(self.logits.size - np.count_nonzero(np.isfinite(self.logits)))
+        if self.attention is not None:
+            bad += int(self.attention.size - np.count_nonzero(np.isfinite(self.attention)))
         if bad:
             raise ValueError(f"the feature bank has {bad} NaN or inf value(s)")
         return self
@@ -100,8 +120,11 @@ class FeatureBank:
     def save(self, path):
         """Write the bank to ``path`` (``.npz``) atomically; return the path."""
         meta = dict(self.meta, format=BANK_FORMAT)
-        savez_atomic(path, {"embeddings": self.embeddings, "logits": self.logits,
-                            "meta": np.array(json.dumps(meta, default=json_default))})
+        arrays = {"embeddings": self.embeddings, "logits": self.logits,
+                  "meta": np.array(json.dumps(meta, default=json_default))}
+        if self.attention is not None:
+            arrays["attention"] = self.attention
+        savez_atomic(path, arrays)
         path = Path(path)
         return path
 
@@ -113,13 +136,14 @@ class FeatureBank:
             with np.load(path, allow_pickle=False) as data:
                 emb, logits = data["embeddings"], data["logits"]
                 meta = json.loads(str(data["meta"][()]))
+                attention = data["attention"] if "attention" in data.files else None
         except FileNotFoundError:
             raise
         except Exception as e:
             raise ValueError(f"{path} is not a tinyface feature bank ({type(e).__name__}: {e})") from None
         if not isinstance(meta, dict) or meta.get("format") != BANK_FORMAT:
             raise ValueError(f"{path} is not a tinyface feature bank (format {meta.get('format')!r})")
-        return cls(emb, logits, meta)
+        return cls(emb, logits, meta, attention)
 
 
 def pooled_index(teacher):
@@ -163,6 +187,25 @@ def _forward_layer(teacher, x, layer):
     return pooled, teacher.classifier.forward(h)                       # (B, C), (B, K)
 
 
+def _forward_attention(teacher, x, layer, size):
+    """x: (B, 3, H, W) float32 -> ``(features (B, D), logits (B, K), attention (B, h*w))``
+    in eval mode: the layers one by one (the operations of ``_forward_layer``), keeping
+    the pre-pool map for ``teacher_attention``."""
+    stop = pooled_index(teacher)
+    h = x
+    for i, mod in enumerate(teacher.features.children()):
+        if i == stop:
+            attention = teacher_attention(np.asarray(h), size)          # (B, h*w)
+        h = mod.forward(h)
+        if i == stop:
+            pooled = np.array(h, np.float32).reshape(len(x), -1)        # (B, C)
+    emb = h                                                            # (B, D)
+    if teacher.dropout is not None:
+        h = teacher.dropout.forward(h)
+    logits = teacher.classifier.forward(h)                             # (B, K)
+    return (emb if layer == "embedding" else pooled), logits, attention
+
+
 def bank_key(teacher, hr_images):
     """The signature (``tinyface.cache``) of the teacher (architecture, weights, buffers)
     and the faces, 24 hex digits."""
@@ -172,7 +215,7 @@ def bank_key(teacher, hr_images):
 
 
 def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, log=None,
-                 layer="embedding"):
+                 layer="embedding", attention_size=None):
     """The teacher's features and logits for ``hr_images``: a ``FeatureBank``.
 
     teacher: a ``FaceNet`` (``forward_both``); hr_images: (N, 3, H, W) uint8 at the
@@ -180,7 +223,9 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
     file to load from / write to (None: no cache); key: what identifies this bank in
     the cache (None: ``bank_key(teacher, hr_images)``, plus ``layer`` unless it is the
     embedding); log: callable for progress lines; layer: ``"embedding"`` or ``"pooled"``
-    (see the module docstring).
+    (see the module docstring); attention_size: None, or (h, w), the student's pre-pool
+    map size: also store the teacher's pooled, normalised attention maps (``attention``,
+    (N, h*w)), and add ``-athxw`` to the default key.
     A cached file whose key, face count or width differs is recomputed and replaced.
     """
     say = log or (lambda msg: None)
@@ -194,8 +239,14 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dim = layer_dim(teacher, layer)
+    if attention_size is not None:
+        attention_size = tuple(int(v) for v in attention_size)
+        if len(attention_size) != 2 or min(attention_size) < 1:
+            raise ValueError(f"attention_size must be (h, w) with h, w >= 1, got "
+                             f"{attention_size}")
+    at_suffix = "" if attention_size is None else "-at{}x{}".format(*attention_size)
     if key is None:
-        key = bank_key(teacher, x) + ("" if layer == "embedding" else f"-{layer}")
+        key = bank_key(teacher, x) + ("" if layer == "embedding" else f"-{layer}") + at_suffix
     key = str(key)
     n = len(x)
     if cache_path is not None and Path(cache_path).is_file():
@@ -204,7 +255,10 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
         except ValueError as e:
             say(f"feature bank: ignoring {cache_path} ({e})")
         else:
-            if bank.meta.get("key") == key and bank.n == n and bank.dim == dim:
+            has_at = attention_size is None or (
+                bank.attention is not None
+                and bank.attention.shape[1] == attention_size[0] * attention_size[1])
+            if bank.meta.get("key") == key and bank.n == n and bank.dim == dim and has_at:
                 say(f"feature bank: loaded {cache_path} ({bank.n} x {bank.dim}, key {key})")
                 return bank
             say(f"feature bank: {cache_path} belongs to another teacher or other faces "
@@ -214,11 +268,18 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
         f"in batches of {batch_size}")
     emb = np.empty((n, dim), np.float32)
     logits = np.empty((n, int(teacher.num_classes)), np.float32)
+    attention = None
+    if attention_size is not None:
+        attention = np.empty((n, attention_size[0] * attention_size[1]), np.float32)
     t0 = last = time.perf_counter()
     with eval_mode(teacher):
         for a in range(0, n, int(batch_size)):
             b = min(n, a + int(batch_size))
-            e, z = _forward_layer(teacher, to_float(x[a:b]), layer)   # (B, Dt), (B, K)
+            if attention is None:
+                e, z = _forward_layer(teacher, to_float(x[a:b]), layer)   # (B, Dt), (B, K)
+            else:
+                e, z, attention[a:b] = _forward_attention(teacher, to_float(x[a:b]), layer,
+                                                          attention_size)
             emb[a:b], logits[a:b] = e, z
             now = time.perf_counter()
             if now - last >= 10.0 and b < n:
@@ -233,7 +294,9 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
     meta = {"key": key, "teacher": teacher.spec.get("name") if hasattr(teacher, "spec") else None,
             "layer": layer, "image_shape": list(x.shape[1:]), "seconds": seconds,
             "embedding_norm_mean": float(norms.mean()), "embedding_norm_std": float(norms.std())}
-    bank = FeatureBank(emb, logits, meta).check(n, dim)
+    if attention is not None:
+        meta["attention_size"] = list(attention_size)
+    bank = FeatureBank(emb, logits, meta, attention).check(n, dim)
     say(f"feature bank: {n} x {dim} in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} faces/s); "
         f"embedding norm {norms.mean():.2f} +- {norms.std():.2f}")
     if cache_path is not None:

@@ -21,11 +21,13 @@ Variants (``VARIANTS``):
 - ``random``: CE + feature regression on a seeded random subset of the selective size
   (per identity when the selection is per identity: the same count in each identity);
 - ``selective``: CE + feature regression on the faces ``tinyface.select.select`` picks;
-- ``sp``, ``rkd``, ``pkt``, ``fsim``, ``crd``, ``dkd``: CE + another method's term
+- ``sp``, ``rkd``, ``pkt``, ``fsim``, ``crd``, ``dkd``, ``at``: CE + another method's term
   (``tinyface.distill.methods``: what each reads, its default weight and its source), on
   every labelled face, with no regression weights; the adapter is used by ``fsim`` and
-  ``crd`` only (started like the regression's, ``adapter_init``, on every face). These
-  run on the CPU tier only.
+  ``crd`` only (started like the regression's, ``adapter_init``, on every face); ``at``
+  needs a bank with the teacher's attention maps at the student's pre-pool map size
+  (``extract_bank(..., attention_size=student.map_shape[1:])``). These run on the CPU
+  tier only.
 
 Feature scale, and the default mu. The teacher's embedding ends in a BatchNorm1d, so each
 of its 256 coordinates is roughly standardised: ``||phi_t||^2 ~ 256``, and a raw squared
@@ -233,6 +235,8 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
         raise ValueError(f"the student takes {student.input_shape} faces and {student.num_classes} "
                          f"identities; the split has {split.num_classes} identities at "
                          f"{split.lr_size}px")
+    if method is not None and method.reads == "map":
+        _check_attention(bank, student)
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
 
@@ -342,6 +346,16 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
         f"in {seconds:.0f} s")
     return {"model": deployable, "wrapper": wrapper, "history": history, "metrics": metrics,
             "weights": w}
+
+
+def _check_attention(bank, student):
+    """Refuse a bank without the teacher's attention maps at the student's map size."""
+    h, w = student.map_shape[1:]
+    if bank.attention is None or bank.attention.shape[1] != h * w:
+        have = "none" if bank.attention is None else f"{bank.meta.get('attention_size')}"
+        raise ValueError(f"variant 'at' needs the teacher's attention maps pooled to the "
+                         f"student's {h}x{w} map in the feature bank (it has {have}): "
+                         f"extract_bank(..., attention_size=({h}, {w}))")
 
 
 def _initial_regression(wrapper, lr_images, targets, w, feature_norm, limit=512):

@@ -14,10 +14,15 @@ reads on the student side (``Method.reads``):
 - ``adapter``: ``A phi_s`` (b, Dt), the training-only adapter's output, against the
   teacher's embedding (FSIM: per-face cosine; CRD: InfoNCE against the bank); the
   gradient reaches the student through A;
-- ``logits``: the student's logits (b, K) against the bank's teacher logits (DKD).
+- ``logits``: the student's logits (b, K) against the bank's teacher logits (DKD);
+- ``map``: the student's last spatial map, before its global average pool, fmap
+  (b, C, H, W) (``FaceNet.forward_both(x, keep_map=True)``), against the bank's teacher
+  attention rows ``FeatureBank.attention`` (b, H*W) (AT); the gradient goes back into
+  the map (``backward_both(..., dmap)``).
 
 ``per_face``: the loss is a mean of per-face terms (FSIM, CRD, DKD), so it could be
-restricted to selected faces by weights; SP, RKD and PKT are batch relations.
+restricted to selected faces by weights; SP, RKD and PKT are batch relations (AT is per
+face too, but is run, like the others, on every labelled face).
 
 Default weights (``Method.default_weight``, used when ``DistillConfig.method_weight`` is
 None), with where each comes from (``Method.weight_source``):
@@ -36,10 +41,28 @@ None), with where each comes from (``Method.weight_source``):
 - DKD 1: mdistiller (the DKD authors' code), CE weight 1 and DKD weight 1 with
   alpha 1, beta 8 inside the loss (``dkd_loss``' defaults) at the config's T (4, the
   paper's CIFAR temperature); the code's linear warm-up of the term over 20 epochs is
-  left out.
+  left out;
+- AT 1000: RepDistiller (``--distill attention -b 1000``), whose AT loss,
+  ``(at(f_s) - at(f_t)).pow(2).mean()``, is the mean over faces and H*W positions, as
+  ``attention_rows_loss``' (not ``at_loss``' ``beta / 2 * mean_n``, which is H*W / 2 times
+  larger); RepDistiller sums it over several intermediate stages, we match one.
 
-Attention transfer (``tinyface.reference.kd_maps.at_loss``) is not a variant: it reads
-intermediate feature maps, which the feature bank does not hold.
+Attention transfer's matching stage (Zagoruyko & Komodakis, ICLR 2017). Each network's
+last spatial map, just before its global average pool: the teacher's is the input of the
+``GlobalAvgPool2d`` of ``teacher.features`` (``bank.pooled_index``), the student's the
+input of its own (``FaceNet.pool_index``; shape ``FaceNet.map_shape``). The teacher's
+side is computed once, in the bank (``extract_bank(..., attention_size=(H, W))``): its
+attention ``q_t = vec(mean_c t**2)`` (N, H'*W') is average-pooled to the student's H x W
+and L2-normalised (``kd_maps.teacher_attention``). When H' = k H and W' = k W the pool
+is the k x k mean; otherwise (e.g. dlib's ResNet) it is adaptive: on each axis student
+cell i covers teacher cells [i r, (i+1) r), r = H' / H, and averages the teacher cells
+weighted by their overlap, ``P[i, j] = |[i r, (i+1) r) & [j, j+1)| / r``, the 2-d pool
+being ``P_h q_t P_w^T`` (``kd_maps.adaptive_pool_matrix``; for an integer r = k,
+``P[i, j] = 1/k`` on the k cells of the window). The student side is
+``a_s = vec(mean_c f_s**2) / ||.||`` (``attention_map_forward``) and the term
+``mean_{n, p} (a_s - a_t)**2``, with its gradient through ``attention_map_backward``
+into fmap. The channel counts may differ; nothing is learnt for the match and nothing
+is added to the deployed student (no adapter).
 
 CRD's negatives: for each face, K = min(16, N - 1) other faces of the bank (never the
 face itself), drawn without replacement from a generator seeded by (seed, step), so a
@@ -53,13 +76,13 @@ from typing import Callable
 import numpy as np
 
 from tinyface.reference.kd_logits import dkd_loss
-from tinyface.reference.kd_maps import fsim_loss, sp_loss
+from tinyface.reference.kd_maps import attention_rows_loss, fsim_loss, sp_loss
 from tinyface.reference.kd_relations import crd_loss, pkt_loss, rkd_loss
 
 __all__ = ["Method", "MethodInputs", "METHODS", "METHOD_VARIANTS", "READS",
            "CRD_NEGATIVES", "CRD_TAU", "crd_negatives"]
 
-READS = ("embedding", "adapter", "logits")
+READS = ("embedding", "adapter", "logits", "map")
 CRD_NEGATIVES = 16          # K = min(16, N - 1) negatives per face
 CRD_TAU = 0.07              # RepDistiller's nce_t
 
@@ -84,7 +107,8 @@ class Method:
     """One distillation method as a fine-tuning variant.
 
     loss: ``(s, inputs) -> (loss, ds)`` for one batch, s: (l, D) float32 the student side
-    (``reads``) of the l labelled faces, ds its gradient (l, D)."""
+    (``reads``) of the l labelled faces ((l, C, H, W) for ``map``), ds its gradient of
+    s's shape."""
     name: str
     citation: str
     reads: str
@@ -137,6 +161,14 @@ def _dkd(s, inputs):
     return dkd_loss(s, inputs.bank.logits[inputs.rows], inputs.labels, T=inputs.T)
 
 
+def _at(s, inputs):
+    bank = inputs.bank
+    if bank.attention is None:
+        raise ValueError("variant 'at' needs the teacher's attention maps in the feature "
+                         "bank: extract_bank(..., attention_size=(H, W))")
+    return attention_rows_loss(s, bank.attention[inputs.rows])         # s: (l, C, H, W)
+
+
 _REPDISTILLER = "RepDistiller (Tian et al., ICLR 2020 benchmark code)"
 METHODS = {m.name: m for m in (
     Method("sp", "Tung & Mori, Similarity-preserving knowledge distillation, ICCV 2019",
@@ -161,5 +193,9 @@ METHODS = {m.name: m for m in (
     Method("dkd", "Zhao, Cui, Song, Qiu & Liang, Decoupled knowledge distillation, CVPR 2022",
            "logits", 1.0, "mdistiller (the authors' code): weight 1, alpha 1, beta 8, T 4",
            True, "student + DKD (Zhao et al.)", _dkd),
+    Method("at", "Zagoruyko & Komodakis, Paying more attention to attention, ICLR 2017",
+           "map", 1000.0, f"{_REPDISTILLER}: -b 1000, same loss normalisation (mean over "
+                          "faces and positions), one stage instead of several", True,
+           "student + AT (Zagoruyko & Komodakis)", _at),
 )}
 METHOD_VARIANTS = tuple(METHODS)

@@ -57,7 +57,9 @@ class DistillStep:
     method: None, or a method variant's name or ``Method`` (``distill.methods``), whose
     term ``method_weight * loss_m`` (method_weight None: the method's default) is taken
     on the batch's labelled rows; its gradient flows into the embedding, through the
-    adapter, or into the logits (``Method.reads``). Then ``parts`` holds
+    adapter, into the logits, or into the student's pre-pool map (``reads == "map"``, AT:
+    the student then runs ``forward_both(x, keep_map=True)`` and the map's gradient goes
+    in through ``backward_both(..., dmap)``) (``Method.reads``). Then ``parts`` holds
     ``(ce, kd, reg, method)``. seed: with the step count, seeds the method's draws (CRD).
     """
 
@@ -108,6 +110,10 @@ class DistillStep:
                                   else check_weight("method_weight", method_weight))
             if self.method.reads == "logits":
                 check_temperature(T)
+            if self.method.reads == "map" and bank.attention is None:
+                raise ValueError(f"method {self.method.name!r} needs the teacher's attention "
+                                 f"maps in the feature bank: extract_bank(..., "
+                                 f"attention_size=(H, W)) with the student's map size")
         self.seed = int(seed)
         self.step = 0
         self.parts = []
@@ -158,9 +164,11 @@ class DistillStep:
         dlogits[rows] = dz
         return ce, kd, input_batch(dlogits)
 
-    def method_term(self, model, emb, logits, idx, labels):
+    def method_term(self, model, emb, logits, idx, labels, fmap=None):
         """``(loss, demb, dlogits)`` of the method's term on the batch's labelled rows,
         weighted (demb (b, Ds) or None, dlogits (b, K) or None; unlabelled rows 0).
+        For a method reading the map, fmap (b, C, H, W) is the student's pre-pool map and
+        the second entry is its gradient dmap (b, C, H, W) instead of demb.
         No labelled row: (None, None, None)."""
         rows = np.flatnonzero(idx < self.n_labelled)                    # (l,)
         if len(rows) == 0:
@@ -168,13 +176,15 @@ class DistillStep:
         reads, wt = self.method.reads, self.method_weight
         if reads == "adapter":
             side = model.adapter.forward(emb)                           # (b, Dt)
+        elif reads == "map":
+            side = fmap                                                 # (b, C, H, W)
         else:
             side = emb if reads == "embedding" else logits              # (b, Ds) | (b, K)
         host = np.asarray(host_array(side), np.float32)
         inputs = MethodInputs(rows=idx[rows], labels=np.asarray(labels)[rows],
                               bank=self.bank, T=self.T, seed=self.seed, step=self.step)
         loss, ds = self.method.loss(np.ascontiguousarray(host[rows]), inputs)
-        grad = np.zeros(host.shape, np.float32)                         # (b, D)
+        grad = np.zeros(host.shape, np.float32)                         # (b, D) | (b, C, H, W)
         grad[rows] = wt * np.asarray(ds, np.float64)
         grad = input_batch(grad)
         if reads == "logits":
@@ -185,7 +195,12 @@ class DistillStep:
 
     def __call__(self, model, x, batch_indices, labels):
         idx = np.asarray(batch_indices)
-        emb, logits = model.student.forward_both(x)                     # (b, Ds), (b, K)
+        reads_map = self.method is not None and self.method.reads == "map"
+        fmap = dmap = None
+        if reads_map:
+            emb, logits, fmap = model.student.forward_both(x, keep_map=True)   # + (b, C, H, W)
+        else:
+            emb, logits = model.student.forward_both(x)                 # (b, Ds), (b, K)
         ce, kd_loss, dlogits = self.labelled_terms(logits, idx, labels)
         loss = 0.0 if ce is None else ce if kd_loss is None else ce + self.kd_weight * kd_loss
         demb, reg, n_reg = None, None, 0
@@ -199,14 +214,18 @@ class DistillStep:
                 demb = model.adapter.backward(float(mu) * dpred)        # (b, Ds)
         m_loss = None
         if self.method is not None:
-            m_loss, m_demb, m_dlogits = self.method_term(model, emb, logits, idx, labels)
+            m_loss, m_demb, m_dlogits = self.method_term(model, emb, logits, idx, labels, fmap)
+            if reads_map:
+                dmap, m_demb = m_demb, None                             # (b, C, H, W)
             if m_loss is not None:
                 loss += self.method_weight * m_loss
                 if m_demb is not None:
                     demb = m_demb if demb is None else demb + m_demb
                 if m_dlogits is not None:
                     dlogits = m_dlogits if dlogits is None else dlogits + m_dlogits
-        if demb is not None or dlogits is not None:
+        if dmap is not None:
+            model.student.backward_both(demb, dlogits, dmap)
+        elif demb is not None or dlogits is not None:
             model.student.backward_both(demb, dlogits)
         self.step += 1
         self.parts.append((ce, kd_loss, reg) if self.method is None

@@ -17,7 +17,7 @@ only what is missing):
    back, and identity-disjoint verification (``tinyface.eval.disjoint``), cached
    in ``out/teacher_eval.json`` under the teacher's fingerprint.
 3. the feature bank of the HR training faces (``out/bank.npz``; ``out/bank-pooled.npz``
-   with ``teacher_layer="pooled"``).
+   with ``teacher_layer="pooled"``), with the teacher's attention maps for ``at``.
 4. the selection for each ratio (``out/selection/ratio-R.npz``).
 5. per seed S: the student from scratch (``out/scratch-seedS``, ``train_stream``), then
    each variant fine-tuned from it (``out/seedS/VARIANT``; ``finetune``).
@@ -52,6 +52,7 @@ from tinyface.distill.cross_resolution import cross_resolution_run
 from tinyface.distill.finetune import REGRESSION_VARIANTS as REGRESSION
 from tinyface.distill.finetune import finetune
 from tinyface.distill.frozen_teacher import FrozenTeacher, check_teacher_options, source_faces
+from tinyface.distill.methods import METHODS
 from tinyface.distill.label_free import ablation_pool
 from tinyface.eval import evaluate_identification
 from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
@@ -63,7 +64,8 @@ from tinyface.experiments.settings import (DEFAULT_RATIOS, INFORMATIVENESS, Abla
                                            run_signature)
 from tinyface.experiments.streams import train_stream
 from tinyface.experiments.trained_teacher import evaluate_teacher, load_teacher, ver_summary
-from tinyface.models import build_model
+from tinyface.models import build_model, spec_by_name
+from tinyface.models.facenet import feature_map_shape
 from tinyface.train import ResumeMismatchError, TrainConfig
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
@@ -244,11 +246,18 @@ def _bank(teacher, frozen, split, settings, out, pairs, eval_pairs, where, say):
     and the teacher's HR descriptors of the verification pairs."""
     layer = settings.teacher_layer
     bank_file = "bank.npz" if layer == "embedding" else f"bank-{layer}.npz"
+    at = [v for v in settings.variants if v in METHODS and METHODS[v].reads == "map"]
+    if frozen and at:
+        raise ValueError(f"variant {at[0]!r} needs the teacher's feature maps; the pretrained "
+                         f"teacher's bank holds its descriptors only")
     if frozen:                    # descriptors and out-of-fold head logits
         bank = frozen.bank(out / bank_file)
     else:
+        spec = dict(spec_by_name("student", num_classes=split.num_classes),
+                    input_size=split.lr_size)     # the scratch students' pre-pool map size
+        size = {"attention_size": feature_map_shape(spec)[1:]} if at else {}
         bank = extract_bank(teacher, split.hr_train, cache_path=out / bank_file, log=say,
-                            layer=layer)
+                            layer=layer, **size)
     bank.check(len(split.y_train), dim=layer_dim(teacher, layer), num_classes=split.num_classes)
     pool = None
     if settings.label_free and where["data"] == "synthetic":

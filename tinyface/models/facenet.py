@@ -10,6 +10,13 @@ both outputs and both gradients are first-class::
     emb, logits = model.forward_both(x)           # (N, D), (N, K)
     dx = model.backward_both(demb, dlogits)       # either may be None
 
+Attention transfer reads the last spatial map, the input of the ``GlobalAvgPool2d``
+(``pool_index``), and sends a gradient back into it; both are opt-in, and without them
+every call computes exactly what it computes without the option::
+
+    emb, logits, fmap = model.forward_both(x, keep_map=True)   # fmap (N, C, H, W)
+    dx = model.backward_both(demb, dlogits, dmap)              # dmap (N, C, H, W) or None
+
 A ``FaceNet`` is a registered layer whose ``config()`` holds its spec, so
 ``tinyface.checkpoint.save_model`` / ``load_model`` round-trip it (import
 ``tinyface.models`` before ``load_model`` so that ``FaceNet`` is registered).
@@ -25,7 +32,7 @@ import numpy as np
 
 from tinyface import nn
 from tinyface.backend import is_device_array
-from tinyface.models.spec import build_features, normalize_spec
+from tinyface.models.spec import build_features, normalize_spec, trunk_shapes
 from tinyface.nn import checks
 from tinyface.nn.module import Module, register_layer
 
@@ -74,6 +81,18 @@ class FaceNet(Module):
     def num_classes(self):
         return self.spec["num_classes"]
 
+    @property
+    def map_shape(self):
+        """Per-face shape ``(C, H, W)`` of the map before the global average pool."""
+        return feature_map_shape(self.spec)
+
+    def pool_index(self):
+        """Index of the ``GlobalAvgPool2d`` in ``features``."""
+        for i, layer in enumerate(self.features.children()):
+            if type(layer).__name__ == "GlobalAvgPool2d":
+                return i
+        raise ValueError("the FaceNet has no global average pool")
+
     def _check(self, x, where):
         """Faces as float32 (N, C, S, S), N >= 1, or a one-line error naming ``where``.
         Reads shapes and dtypes only; a GPU array passes through without a copy."""
@@ -97,9 +116,30 @@ class FaceNet(Module):
         self.cache = ("embed", tuple(emb.shape), None)
         return emb
 
-    def forward_both(self, x):
-        """x: (N, C, S, S) float faces -> ``(embedding (N, D), logits (N, K))``."""
-        return self._forward_both(x, "FaceNet.forward_both")
+    def forward_both(self, x, keep_map=False):
+        """x: (N, C, S, S) float faces -> ``(embedding (N, D), logits (N, K))``.
+
+        keep_map: also return the map before the global average pool, fmap (N, C', H, W)
+        (``map_shape``): ``(embedding, logits, fmap)``; the layers run one by one, the
+        same operations as ``features.forward``, and ``backward_both`` may then take a
+        gradient for fmap (``dmap``).
+        """
+        if not keep_map:
+            return self._forward_both(x, "FaceNet.forward_both")
+        x = self._check(x, "FaceNet.forward_both")
+        layers, stop = self.features.children(), self.pool_index()
+        h = x
+        for layer in layers[:stop]:
+            h = layer.forward(h)
+        fmap = h                                                   # (N, C', H, W)
+        for layer in layers[stop:]:
+            h = layer.forward(h)
+        emb = h                                                    # (N, D)
+        h = self.dropout.forward(emb) if self.dropout is not None else emb
+        logits = self.classifier.forward(h)                        # (N, K)
+        self.cache = ("map", tuple(emb.shape), tuple(logits.shape))
+        self.map_cache = tuple(fmap.shape)
+        return emb, logits, fmap
 
     def forward(self, x):
         """x: (N, C, S, S) float faces (``tinyface.data.to_float``) -> logits (N, K)."""
@@ -112,23 +152,32 @@ class FaceNet(Module):
         self.cache = ("both", tuple(emb.shape), tuple(logits.shape))
         return emb, logits
 
-    def backward_both(self, dembedding, dlogits):
+    def backward_both(self, dembedding, dlogits, dmap=None):
         """Gradients of the loss w.r.t. the embedding (N, D) and/or the logits (N, K).
 
         Either may be ``None`` (that head gets no gradient; the classifier's ``grads``
         are untouched when ``dlogits`` is None). Parameter gradients accumulate into
         ``grads``. Returns dx: (N, C, S, S).
+        dmap: None, or the gradient w.r.t. the pre-pool map fmap (N, C', H, W) of a
+        ``forward_both(x, keep_map=True)``: it is added to the gradient that reaches
+        fmap from the heads (the heads' gradients may then both be None).
         """
         where = "FaceNet.backward_both"
+        if dmap is not None:
+            return self._backward_map(dembedding, dlogits, dmap, where)
         if dembedding is None and dlogits is None:
             raise ValueError(f"{where}: give dembedding, dlogits or both")
         if self.cache is None:
             raise RuntimeError(f"{where} called before forward: run forward_both(x), "
                                f"forward(x) or embed(x) first")
+        return self.features.backward(self._head_grad(dembedding, dlogits, where))
+
+    def _head_grad(self, dembedding, dlogits, where):
+        """The gradient (N, D) that reaches the embedding from both heads (None if none)."""
         kind, emb_shape, logits_shape = self.cache
         g = None                                                   # (N, D)
         if dlogits is not None:
-            if kind != "both":
+            if kind not in ("both", "map"):
                 raise RuntimeError(f"{where}: dlogits given after embed(); call forward_both()")
             dlogits = self.check_grad(dlogits)
             checks.dout_matches(where, dlogits, logits_shape, what="dlogits")
@@ -139,7 +188,23 @@ class FaceNet(Module):
             dembedding = self.check_grad(dembedding)
             checks.dout_matches(where, dembedding, emb_shape, what="dembedding")
             g = dembedding if g is None else g + dembedding
-        return self.features.backward(g)
+        return g
+
+    def _backward_map(self, dembedding, dlogits, dmap, where):
+        """``backward_both`` with a gradient for the pre-pool map (see there)."""
+        if self.cache is None or self.cache[0] != "map":
+            raise RuntimeError(f"{where}: dmap needs forward_both(x, keep_map=True) first")
+        dmap = self.check_grad(dmap)
+        checks.dout_matches(where, dmap, self.map_cache, what="dmap")
+        layers, stop = self.features.children(), self.pool_index()
+        g = self._head_grad(dembedding, dlogits, where)            # (N, D) or None
+        if g is not None:
+            for layer in reversed(layers[stop:]):
+                g = layer.backward(g)
+        g = dmap if g is None else g + dmap                        # (N, C', H, W)
+        for layer in reversed(layers[:stop]):
+            g = layer.backward(g)
+        return g
 
     def backward(self, dlogits):
         """dlogits: (N, K) -> dx (N, C, S, S)."""
@@ -184,6 +249,12 @@ class FaceNet(Module):
         c, s, _ = self.input_shape
         return (f"FaceNet({self.spec['name']}: {c}x{s}x{s} -> {self.embedding_dim}-d embedding "
                 f"-> {self.num_classes} classes)")
+
+
+def feature_map_shape(spec):
+    """Per-face shape ``(C, H, W)`` of ``spec``'s map before the global average pool (the
+    last stage's output), computed from the spec alone (nothing is built)."""
+    return tuple(trunk_shapes(normalize_spec(spec))[-1])
 
 
 def build_model(spec, seed=None):

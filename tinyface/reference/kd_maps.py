@@ -6,6 +6,11 @@ the student's input only (the teacher is a constant), in the student's dtype.
 - ``attention_map_forward`` / ``attention_map_backward``: the spatial attention map of
   attention transfer (AT), ``a = vec(mean_c f**2) / ||vec(mean_c f**2)||_2``;
 - ``at_loss``:   attention transfer, ``beta / 2 * mean_n ||a_s - a_t||_2**2``;
+- ``adaptive_pool_matrix`` / ``adaptive_avg_pool`` / ``teacher_attention``: the
+  teacher's side of AT stored once (no gradient): its attention map average-pooled to the
+  student's size, also for a non-integer ratio of the sides, then normalised;
+- ``attention_rows_loss``: AT against such stored teacher rows,
+  ``mean_{n,p} (a_s[n, p] - a_t[n, p])**2``;
 - ``sp_loss``:   similarity-preserving distillation (SP), ``||G_s - G_t||_F**2 / N**2``
   between the row-normalised batch Gram matrices;
 - ``fsim_loss``: weighted mean over faces of ``1 - cos(pred_i, target_i)``.
@@ -137,6 +142,87 @@ def at_loss(fs, ft, beta=1.0):
     diff = a_s - a_t                                                     # (N, H*W)
     loss = beta / 2.0 * np.sum(diff ** 2) / N
     dfs = attention_map_backward(beta / N * diff, cache)                 # (N, Cs, H, W)
+    return float(loss), dfs.astype(fs.dtype)
+
+
+def adaptive_pool_matrix(n_in, n_out):
+    """(n_out, n_in) float64 weights of area-weighted adaptive average pooling on one axis.
+
+    Student cell ``i`` covers ``[i r, (i + 1) r)`` in teacher cells, ``r = n_in / n_out``;
+    teacher cell ``j`` covers ``[j, j + 1)``. The weight is their overlap over the
+    student cell's length::
+
+        P[i, j] = |[i r, (i+1) r) & [j, j+1)| / r
+                = max(0, min((i+1) n_in, (j+1) n_out) - max(i n_in, j n_out)) / n_in
+
+    (the second form in units of 1 / n_out teacher cells: integers, so the overlaps are
+    exact). Each row sums to 1 (a weighted mean) and each column to ``n_out / n_in`` (every
+    teacher cell is shared out in full). For ``n_in = k n_out``, ``P[i, j] = 1 / k`` for
+    ``j`` in ``[i k, (i + 1) k)``: the k-window mean.
+    """
+    n_in, n_out = int(n_in), int(n_out)
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"adaptive pooling needs sizes >= 1, got {n_in} -> {n_out}")
+    i = np.arange(n_out)[:, None]                                        # (n_out, 1)
+    j = np.arange(n_in)[None, :]                                         # (1, n_in)
+    lo = np.maximum(i * n_in, j * n_out)
+    hi = np.minimum((i + 1) * n_in, (j + 1) * n_out)
+    return np.maximum(hi - lo, 0) / float(n_in)                          # (n_out, n_in)
+
+
+def adaptive_avg_pool(q, size):
+    """q: (N, H, W) float -> (N, h, w) float64, ``size = (h, w)``: each output cell the
+    overlap-weighted mean of the input cells under it (``adaptive_pool_matrix`` on each
+    axis, ``P_h q P_w^T``). For ``H = k h`` and ``W = k w`` it is the k x k window mean;
+    in every case ``sum(out) * (H W) / (h w) = sum(q)``."""
+    q = np.asarray(q, np.float64)
+    if q.ndim != 3 or min(q.shape[1:]) < 1:
+        raise ValueError(f"q must be (N, H, W) with H, W >= 1, got shape {q.shape}")
+    h, w = (int(v) for v in size)
+    P_h = adaptive_pool_matrix(q.shape[1], h)                            # (h, H)
+    P_w = adaptive_pool_matrix(q.shape[2], w)                            # (w, W)
+    return P_h @ q @ P_w.T                                               # (N, h, w)
+
+
+def teacher_attention(ft, size, eps=DEFAULT_EPS):
+    """The teacher's side of attention transfer, pooled to the student's map size.
+
+    ft: (N, C, H', W') float, the teacher's map; size: (h, w), the student's map size.
+    Returns (N, h*w) float32: ``vec(pool(mean_c ft**2))`` L2-normalised per face (norms
+    clamped at ``eps``), where ``pool`` is ``adaptive_avg_pool`` (the k x k mean when
+    ``H' = k h``, ``W' = k w``, as in ``at_loss``). No gradient: the teacher is a constant.
+    """
+    ft = _as_float(ft)
+    if ft.ndim != 4 or min(ft.shape[1:]) < 1:
+        raise ValueError(f"ft must be (N, C, H, W) with C, H, W >= 1, got shape {ft.shape}")
+    N = ft.shape[0]
+    q = adaptive_avg_pool(_channel_energy(ft), size).reshape(N, -1)      # (N, h*w) float64
+    return l2_normalize_forward(q, eps)[0].astype(np.float32)
+
+
+def attention_rows_loss(fs, a_t):
+    """Attention transfer against stored teacher rows (``teacher_attention``).
+
+    ``loss = mean_{n, p} (a_s[n, p] - a_t[n, p])**2`` over the N faces and P = H*W
+    positions, with ``a_s`` the student's ``attention_map_forward``: the normalisation of
+    RepDistiller's AT (``(at(f_s) - at(f_t)).pow(2).mean()``), which is ``2 / P`` times
+    ``at_loss`` at beta 1. ``dfs = attention_map_backward(2 (a_s - a_t) / (N P))``.
+
+    fs: (N, C, H, W) float, the student's map; a_t: (N, H*W) float, unit rows (a constant).
+    Returns ``(loss, dfs)``: dfs (N, C, H, W) in fs's dtype.
+    """
+    fs = _as_float(fs)
+    a_t = np.asarray(a_t, np.float64)
+    if fs.ndim != 4 or a_t.shape != (fs.shape[0], fs.shape[2] * fs.shape[3]):
+        raise ValueError(f"the student map {fs.shape} and the teacher's attention rows "
+                         f"{a_t.shape} must be (N, C, H, W) and (N, H*W)")
+    N = fs.shape[0]
+    if N == 0:
+        return 0.0, np.zeros_like(fs)
+    a_s, cache = attention_map_forward(fs.astype(np.float64))            # (N, P) float64
+    diff = a_s - a_t                                                     # (N, P)
+    loss = np.sum(diff ** 2) / diff.size
+    dfs = attention_map_backward(2.0 * diff / diff.size, cache)          # (N, C, H, W)
     return float(loss), dfs.astype(fs.dtype)
 
 
