@@ -9,11 +9,9 @@ from tinyface.distill import (VARIANTS, DistillConfig, DistillStep, DistillStude
 from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
 from tinyface.models import FaceNet
 from tinyface.data import load_split
-from tinyface.experiments import train_stream
 from tinyface.select import select
 from tinyface.train import TrainConfig, make_optimizer
 
-TINY = dict(synthetic={"n_identities": 6, "images_per_identity": 8}, cache_dir=False)
 quiet = lambda msg: None  # noqa: E731
 
 
@@ -23,27 +21,23 @@ def mu1(variant, **kw):
 
 
 @pytest.fixture(scope="module")
-def split():
-    return load_split("synthetic", hr_size=32, lr_size=8, **TINY)
+def split(tiny_split):
+    return tiny_split
 
 
 @pytest.fixture(scope="module")
-def teacher(split, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    return train_stream(split, "teacher", TrainConfig(epochs=1, batch_size=16), out,
-                        arch="teacher-lite", log=quiet)["model"]
+def teacher(tiny_teacher):
+    return tiny_teacher
 
 
 @pytest.fixture(scope="module")
-def student(split, tmp_path_factory):
-    out = tmp_path_factory.mktemp("student")
-    return train_stream(split, "student", TrainConfig(epochs=2, batch_size=16), out,
-                        log=quiet)["model"]
+def student(tiny_student):
+    return tiny_student
 
 
 @pytest.fixture(scope="module")
-def bank(teacher, split):
-    return extract_bank(teacher, split.hr_train, batch_size=16)
+def bank(tiny_bank):
+    return tiny_bank
 
 
 @pytest.fixture(scope="module")

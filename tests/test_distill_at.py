@@ -5,7 +5,7 @@ import importlib
 import numpy as np
 import pytest
 
-from tinyface.data import load_split, to_float
+from tinyface.data import to_float
 from tinyface.distill import DistillConfig, DistillStep, extract_bank, finetune, finetune_config
 from tinyface.distill.bank import FeatureBank, bank_key
 from tinyface.distill.methods import METHODS
@@ -15,14 +15,13 @@ from tinyface.reference.kd_maps import (adaptive_avg_pool, adaptive_pool_matrix,
                                         attention_map_forward, attention_rows_loss,
                                         teacher_attention)
 
-TINY = dict(synthetic={"n_identities": 6, "images_per_identity": 8}, cache_dir=False)
 quiet = lambda msg: None  # noqa: E731
 finetune_module = importlib.import_module("tinyface.distill.finetune")
 
 
 @pytest.fixture(scope="module")
-def split():
-    return load_split("synthetic", hr_size=32, lr_size=8, **TINY)
+def split(tiny_split):
+    return tiny_split
 
 
 @pytest.fixture(scope="module")
@@ -191,15 +190,6 @@ def test_at_refuses_a_bank_without_attention(student, split, teacher):
         finetune(student, split, plain, None, DistillConfig("at"), cfg, log=quiet)
     with pytest.raises(ValueError, match="attention"):
         DistillStep(plain, None, method="at")
-
-
-def test_at_is_refused_under_the_cuda_backend(student, split, bank, monkeypatch):
-    monkeypatch.setattr(finetune_module, "get_backend", lambda: "cuda")
-    cfg = finetune_config(epochs=1, batch_size=16, seed=0)
-    with pytest.raises(ValueError) as err:
-        finetune(student, split, bank, None, DistillConfig("at"), cfg, log=quiet)
-    assert str(err.value) == ("variant 'at' runs on the CPU tier only (the CUDA tier has no "
-                              "kernel for it yet)")
 
 
 class _MapStudent:

@@ -5,15 +5,12 @@ import importlib
 import numpy as np
 import pytest
 
-from tinyface.data import load_split
 from tinyface.distill import (METHOD_VARIANTS, METHODS, VARIANTS, DistillConfig, DistillStep,
-                              FeatureBank, extract_bank, finetune, finetune_config)
+                              FeatureBank, finetune, finetune_config)
 from tinyface.distill.methods import MethodInputs, crd_negatives
-from tinyface.experiments import ROW_NAMES, AblationSettings, train_stream
+from tinyface.experiments import ROW_NAMES, AblationSettings
 from tinyface.nn.linear import Linear
-from tinyface.train import TrainConfig
 
-TINY = dict(synthetic={"n_identities": 6, "images_per_identity": 8}, cache_dir=False)
 quiet = lambda msg: None  # noqa: E731
 # the module (``tinyface.distill.finetune`` the attribute is the function)
 finetune_module = importlib.import_module("tinyface.distill.finetune")
@@ -22,23 +19,18 @@ VECTOR_METHODS = tuple(n for n in METHOD_VARIANTS if METHODS[n].reads != "map")
 
 
 @pytest.fixture(scope="module")
-def split():
-    return load_split("synthetic", hr_size=32, lr_size=8, **TINY)
+def split(tiny_split):
+    return tiny_split
 
 
 @pytest.fixture(scope="module")
-def student(split, tmp_path_factory):
-    out = tmp_path_factory.mktemp("student")
-    return train_stream(split, "student", TrainConfig(epochs=2, batch_size=16), out,
-                        log=quiet)["model"]
+def student(tiny_student):
+    return tiny_student
 
 
 @pytest.fixture(scope="module")
-def bank(split, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    teacher = train_stream(split, "teacher", TrainConfig(epochs=1, batch_size=16), out,
-                           arch="teacher-lite", log=quiet)["model"]
-    return extract_bank(teacher, split.hr_train, batch_size=16)
+def bank(tiny_bank):
+    return tiny_bank
 
 
 # ---------------------------------------------------------------- registry
@@ -214,10 +206,12 @@ def test_base_variants_keep_three_parts_and_no_method_key(student, split, bank):
     assert "method" not in res["history"][0] and "method" not in res["metrics"]
 
 
-def test_method_variants_are_refused_under_the_cuda_backend(student, split, bank, monkeypatch):
+@pytest.mark.parametrize("name", METHOD_VARIANTS)
+def test_method_variants_are_refused_under_the_cuda_backend(name, student, split, bank,
+                                                            monkeypatch):
     monkeypatch.setattr(finetune_module, "get_backend", lambda: "cuda")
     cfg = finetune_config(epochs=1, batch_size=16, seed=0)
     with pytest.raises(ValueError) as err:
-        finetune(student, split, bank, None, DistillConfig("sp"), cfg, log=quiet)
-    assert str(err.value) == ("variant 'sp' runs on the CPU tier only (the CUDA tier has no "
-                              "kernel for it yet)")
+        finetune(student, split, bank, None, DistillConfig(name), cfg, log=quiet)
+    assert str(err.value) == (f"variant {name!r} runs on the CPU tier only (the CUDA tier has "
+                              f"no kernel for it yet)")

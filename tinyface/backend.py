@@ -111,10 +111,14 @@ def _tier_table(name):
 _TIERS = {}
 
 
-def tier(name):
-    """The ``Backend`` of tier ``name`` (``"numba"``, ``"numpy"`` or ``"cuda"``), built once."""
+def _check_name(name):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+
+
+def tier(name):
+    """The ``Backend`` of tier ``name`` (``"numba"``, ``"numpy"`` or ``"cuda"``), built once."""
+    _check_name(name)
     if name not in _TIERS:
         _TIERS[name] = Backend.from_table(name, _tier_table(name))
     return _TIERS[name]
@@ -135,8 +139,7 @@ def _install(name):
 
 def set_backend(name):
     """Select the tier every layer uses from now on; returns the previous name."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+    _check_name(name)
     if name == "cuda":
         _cuda().require_cuda()    # CudaUnavailableError: one line, why, and how to use the CPU
     previous = ops.name

@@ -35,7 +35,7 @@ import types
 
 import numpy as np
 
-from tinyface.ops_list import OP_NAMES
+from tinyface.ops_list import OP_FAMILIES, OP_NAMES
 
 
 def _numpy_compat():
@@ -161,39 +161,11 @@ def submodules():
 @functools.cache
 def cuda_ops():
     """The CUDA tier's ops, ``{name: function}`` for every name of
-    ``tinyface.ops_list.OP_NAMES`` (imports the kernel modules: see ``submodules``)."""
+    ``tinyface.ops_list.OP_NAMES``: each family's ops from the module of the same name
+    (``OP_FAMILIES``; imports the kernel modules: see ``submodules``)."""
     m = submodules()
-    return {
-        "conv2d_forward": m.conv.conv2d_forward,
-        "conv2d_backward": m.conv.conv2d_backward,
-        "linear_forward": m.linear.linear_forward,
-        "linear_backward": m.linear.linear_backward,
-        "batchnorm_forward": m.batchnorm.batchnorm_forward,
-        "batchnorm_backward": m.batchnorm.batchnorm_backward,
-        "relu_forward": m.activation.relu_forward,
-        "relu_backward": m.activation.relu_backward,
-        "prelu_forward": m.activation.prelu_forward,
-        "prelu_backward": m.activation.prelu_backward,
-        "maxpool2d_forward": m.pool.maxpool2d_forward,
-        "maxpool2d_backward": m.pool.maxpool2d_backward,
-        "avgpool2d_forward": m.pool.avgpool2d_forward,
-        "avgpool2d_backward": m.pool.avgpool2d_backward,
-        "global_avgpool_forward": m.pool.global_avgpool_forward,
-        "global_avgpool_backward": m.pool.global_avgpool_backward,
-        "flatten_forward": m.pool.flatten_forward,
-        "flatten_backward": m.pool.flatten_backward,
-        "dropout_forward": m.dropout.dropout_forward,
-        "dropout_backward": m.dropout.dropout_backward,
-        "softmax_cross_entropy_loss": m.losses.softmax_cross_entropy_loss,
-        "distillation_loss": m.losses.distillation_loss,
-        "feature_regression_loss": m.losses.feature_regression_loss,
-        "l2_normalize_forward": m.normalize.l2_normalize_forward,
-        "l2_normalize_backward": m.normalize.l2_normalize_backward,
-        "channel_affine_forward": m.affine.channel_affine_forward,
-        "channel_affine_backward": m.affine.channel_affine_backward,
-        "zero_pad_forward": m.pad.zero_pad_forward,
-        "zero_pad_backward": m.pad.zero_pad_backward,
-    }
+    return {op: getattr(getattr(m, family), op)
+            for family, names in OP_FAMILIES.items() for op in names}
 
 
 # the GPU helpers ``tinyface.cuda.<name>`` reaches, and the submodule each lives in
@@ -204,10 +176,10 @@ HELPERS = {
     "reset_transfer_counts": "arrays", "strict_transfers": "arrays", "clear_scratch": "arrays",
     "DeviceSGD": "optim", "DeviceAdam": "optim", "DeviceAdamW": "optim",
     "DEVICE_OPTIMIZERS": "optim", "device_optimizer": "optim",
+    # the tiled GEMM, its launch sizes and the CUDA-event timer
+    "batched_matmul": "gemm", "TILE": "launch", "TPB": "launch", "blocks": "launch",
+    "gpu_ms": "launch",
 }
-# the tiled GEMM, its launch sizes and the CUDA-event timer
-HELPERS.update({"batched_matmul": "gemm", "TILE": "launch", "TPB": "launch", "blocks": "launch",
-                "gpu_ms": "launch"})
 
 
 def ptx_signatures():

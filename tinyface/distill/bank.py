@@ -147,11 +147,9 @@ class FeatureBank:
 
 
 def pooled_index(teacher):
-    """Index of the ``GlobalAvgPool2d`` in ``teacher.features`` (``ValueError`` if none)."""
-    for i, layer in enumerate(teacher.features.children()):
-        if type(layer).__name__ == "GlobalAvgPool2d":
-            return i
-    raise ValueError("the teacher has no global average pool to take pooled features from")
+    """Index of the ``GlobalAvgPool2d`` in ``teacher.features`` (``FaceNet.pool_index``;
+    ``ValueError`` if none)."""
+    return teacher.pool_index()
 
 
 def standardise_pooled(features):
@@ -172,38 +170,26 @@ def layer_dim(teacher, layer="embedding"):
     return int(after.params["weight"].shape[1])
 
 
-def _forward_layer(teacher, x, layer):
-    """x: (B, 3, H, W) float32 -> ``(features (B, D), logits (B, K))`` in eval mode."""
+def _forward_layer(teacher, x, layer, attention_size=None):
+    """x: (B, 3, H, W) float32 -> ``(features (B, D), logits (B, K), attention)`` in eval
+    mode; attention: None, or with ``attention_size`` (h, w) the pre-pool map's
+    ``teacher_attention`` (B, h*w)."""
     if layer == "embedding":
-        return teacher.forward_both(x)
-    stop = pooled_index(teacher)
+        if attention_size is None:
+            return (*teacher.forward_both(x), None)
+        emb, logits, fmap = teacher.forward_both(x, keep_map=True)
+        return emb, logits, teacher_attention(np.asarray(fmap), attention_size)
+    stop, attention = pooled_index(teacher), None
     h = x
     for i, mod in enumerate(teacher.features.children()):
+        if i == stop and attention_size is not None:
+            attention = teacher_attention(np.asarray(h), attention_size)  # (B, h*w)
         h = mod.forward(h)
         if i == stop:
             pooled = np.array(h, np.float32).reshape(len(x), -1)        # (B, C)
     if teacher.dropout is not None:
         h = teacher.dropout.forward(h)
-    return pooled, teacher.classifier.forward(h)                       # (B, C), (B, K)
-
-
-def _forward_attention(teacher, x, layer, size):
-    """x: (B, 3, H, W) float32 -> ``(features (B, D), logits (B, K), attention (B, h*w))``
-    in eval mode: the layers one by one (the operations of ``_forward_layer``), keeping
-    the pre-pool map for ``teacher_attention``."""
-    stop = pooled_index(teacher)
-    h = x
-    for i, mod in enumerate(teacher.features.children()):
-        if i == stop:
-            attention = teacher_attention(np.asarray(h), size)          # (B, h*w)
-        h = mod.forward(h)
-        if i == stop:
-            pooled = np.array(h, np.float32).reshape(len(x), -1)        # (B, C)
-    emb = h                                                            # (B, D)
-    if teacher.dropout is not None:
-        h = teacher.dropout.forward(h)
-    logits = teacher.classifier.forward(h)                             # (B, K)
-    return (emb if layer == "embedding" else pooled), logits, attention
+    return pooled, teacher.classifier.forward(h), attention             # (B, C), (B, K)
 
 
 def bank_key(teacher, hr_images):
@@ -275,12 +261,10 @@ def extract_bank(teacher, hr_images, batch_size=128, cache_path=None, key=None, 
     with eval_mode(teacher):
         for a in range(0, n, int(batch_size)):
             b = min(n, a + int(batch_size))
-            if attention is None:
-                e, z = _forward_layer(teacher, to_float(x[a:b]), layer)   # (B, Dt), (B, K)
-            else:
-                e, z, attention[a:b] = _forward_attention(teacher, to_float(x[a:b]), layer,
-                                                          attention_size)
-            emb[a:b], logits[a:b] = e, z
+            e, z, att = _forward_layer(teacher, to_float(x[a:b]), layer, attention_size)
+            emb[a:b], logits[a:b] = e, z                                # (B, Dt), (B, K)
+            if attention is not None:
+                attention[a:b] = att                                    # (B, h*w)
             now = time.perf_counter()
             if now - last >= 10.0 and b < n:
                 last = now

@@ -45,8 +45,8 @@ noise of a random A. Measured at the start of fine-tuning (30 synthetic identiti
 1.92 (l2, random A), 43 (raw, lstsq), 338 (raw, random A); gradient norm over the
 student's parameters: CE 2.2, regression at mu = 1: 1.6 (l2, lstsq), 0.8 (l2, random),
 310 (raw, lstsq). So mu of order 1 with l2 features puts the two terms' pull on the
-student at the same order (the default, ``DistillConfig.mu = 3.0``, is the best of 1, 3
-and 10 on LFW-158); ``feature_norm="none"`` (raw features, the formula as written)
+student at the same order (the default, ``DistillConfig.mu = 3.0``, is the ablation's:
+see ``tinyface.distill.config``); ``feature_norm="none"`` (raw features, the formula as written)
 needs mu near 1/150-1/300 for the same balance. ``mu_schedule``: ``constant``
 (default), ``linear`` or ``cosine`` decay of mu to 0 over the run. Every setting, with
 its default and its check, is a field of ``DistillConfig`` (``tinyface.distill.config``).
@@ -270,20 +270,18 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     resid = None
     raw = np.concatenate([bank.embeddings, pool.targets]) if use_pool else bank.embeddings
     targets = l2_normalize_forward(raw)[0] if feature_norm == "l2" else raw      # (n+m, Dt)
-    if regress and adapter_init == "lstsq" and not resume:
-        resid = init_adapter_lstsq(wrapper, images, targets, w_all)
-        wrapper.train()
     adapted = method is not None and method.reads == "adapter"
-    if adapted and adapter_init == "lstsq" and not resume:     # fsim, crd: on every face
-        resid = init_adapter_lstsq(wrapper, images, targets, np.ones(n, np.float32))
+    # the adapter's least-squares start: on the regressed faces, or (fsim, crd) on every face
+    fit_w = w_all if regress else np.ones(n, np.float32) if adapted else None
+    if fit_w is not None and adapter_init == "lstsq" and not resume:
+        resid = init_adapter_lstsq(wrapper, images, targets, fit_w)
         wrapper.train()
     steps = steps_per_epoch(train, n + m)
     step_fn = DistillStep(bank, w_all if regress else None, mu, T,
                           kd_weight if variant == "kd" else 0.0, feature_norm=feature_norm,
                           mu_schedule=mu_schedule, total_steps=train.epochs * steps,
                           pool_targets=pool.targets if use_pool else None,
-                          **({} if method is None else
-                             dict(method=method, method_weight=distill.weight, seed=train.seed)))
+                          method=method, method_weight=distill.weight, seed=train.seed)
     done = _checkpoint_epoch(out_dir) if resume and out_dir is not None else 0
     step_fn.step = done * steps
     init_reg = None

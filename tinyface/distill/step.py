@@ -165,14 +165,14 @@ class DistillStep:
         return ce, kd, input_batch(dlogits)
 
     def method_term(self, model, emb, logits, idx, labels, fmap=None):
-        """``(loss, demb, dlogits)`` of the method's term on the batch's labelled rows,
-        weighted (demb (b, Ds) or None, dlogits (b, K) or None; unlabelled rows 0).
-        For a method reading the map, fmap (b, C, H, W) is the student's pre-pool map and
-        the second entry is its gradient dmap (b, C, H, W) instead of demb.
-        No labelled row: (None, None, None)."""
+        """``(loss, demb, dlogits, dmap)`` of the method's term on the batch's labelled
+        rows: the weighted gradient of what the method reads (``Method.reads``), demb
+        (b, Ds), dlogits (b, K) or dmap (b, C, H, W), the other two None; unlabelled rows
+        get 0. fmap: the student's pre-pool map, for a method reading the map.
+        No labelled row: (None, None, None, None)."""
         rows = np.flatnonzero(idx < self.n_labelled)                    # (l,)
         if len(rows) == 0:
-            return None, None, None
+            return None, None, None, None
         reads, wt = self.method.reads, self.method_weight
         if reads == "adapter":
             side = model.adapter.forward(emb)                           # (b, Dt)
@@ -188,15 +188,17 @@ class DistillStep:
         grad[rows] = wt * np.asarray(ds, np.float64)
         grad = input_batch(grad)
         if reads == "logits":
-            return loss, None, grad
+            return loss, None, grad, None
+        if reads == "map":
+            return loss, None, None, grad
         if reads == "adapter":
             grad = model.adapter.backward(grad)                         # (b, Ds)
-        return loss, grad, None
+        return loss, grad, None, None
 
     def __call__(self, model, x, batch_indices, labels):
         idx = np.asarray(batch_indices)
         reads_map = self.method is not None and self.method.reads == "map"
-        fmap = dmap = None
+        fmap = None
         if reads_map:
             emb, logits, fmap = model.student.forward_both(x, keep_map=True)   # + (b, C, H, W)
         else:
@@ -212,11 +214,10 @@ class DistillStep:
             loss += mu * reg
             if mu > 0:
                 demb = model.adapter.backward(float(mu) * dpred)        # (b, Ds)
-        m_loss = None
+        m_loss = dmap = None
         if self.method is not None:
-            m_loss, m_demb, m_dlogits = self.method_term(model, emb, logits, idx, labels, fmap)
-            if reads_map:
-                dmap, m_demb = m_demb, None                             # (b, C, H, W)
+            m_loss, m_demb, m_dlogits, dmap = self.method_term(model, emb, logits, idx,
+                                                               labels, fmap)
             if m_loss is not None:
                 loss += self.method_weight * m_loss
                 if m_demb is not None:

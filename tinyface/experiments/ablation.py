@@ -66,7 +66,7 @@ from tinyface.experiments.streams import train_stream
 from tinyface.experiments.trained_teacher import evaluate_teacher, load_teacher, ver_summary
 from tinyface.models import build_model, spec_by_name
 from tinyface.models.facenet import feature_map_shape
-from tinyface.train import ResumeMismatchError, TrainConfig
+from tinyface.train import ResumeMismatchError
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
            "cached_selection", "mean_std", "DEFAULT_RATIOS", "INFORMATIVENESS", "run_signature"]
@@ -76,10 +76,8 @@ def _scratch(split, settings, seed, folder, log):
     """The scratch student of ``seed``: trained (or resumed) once, then loaded.
     Returns its last-epoch ``FaceNet``; cached in ``folder/run.json`` under its config
     and the split."""
-    cfg = TrainConfig(epochs=settings.scratch_epochs, batch_size=settings.batch_size,
-                      lr=settings.scratch_lr, weight_decay=settings.scratch_weight_decay,
-                      seed=seed, augment=settings.augment,
-                      max_shift=settings.max_shift)
+    cfg = settings.train_config(seed, settings.scratch_epochs, settings.scratch_lr,
+                                settings.scratch_weight_decay)
     folder = Path(folder)
     sig = {"config": cfg.to_dict(), "split": split.meta}
     if read_if(folder / "run.json", sig) is not None and (folder / "checkpoint.npz").is_file():
@@ -118,9 +116,7 @@ def _variant_run(student, split, bank, variant, settings, seed, ratio, selection
         student = build_model(student.spec, seed=seed)
         epochs += settings.scratch_epochs
         lr, wd = settings.scratch_lr, settings.scratch_weight_decay
-    cfg = TrainConfig(epochs=epochs, batch_size=settings.batch_size, optimizer="sgd", lr=lr,
-                      weight_decay=wd, schedule="cosine", seed=seed,
-                      augment=settings.augment, max_shift=settings.max_shift)
+    cfg = settings.train_config(seed, epochs, lr, wd)
     log(f"-- {variant}{lf}, seed {seed}{_rtext(variant, ratio)}: "
         f"{'distilling from a fresh student' if settings.start == 'random' else 'fine-tuning'} "
         f"{epochs} epochs in {folder}")

@@ -22,7 +22,7 @@ from tinyface.distill.finetune import DEFAULT_FINETUNE_LR
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
 from tinyface.distill.teacher_tuning import TUNE_INPUTS, TailTuning
 from tinyface.option import option
-from tinyface.train.config import STREAM_MAX_SHIFT
+from tinyface.train.config import STREAM_MAX_SHIFT, TrainConfig
 
 __all__ = ["AblationSettings", "run_signature", "option", "DEFAULT_RATIOS", "INFORMATIVENESS",
            "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS", "STARTS"]
@@ -212,6 +212,13 @@ class AblationSettings:
         if not 0.0 < float(self.head_val_fraction) < 1.0:
             raise ValueError(f"head_val_fraction must be in (0, 1), got {self.head_val_fraction}")
         return self
+
+    def train_config(self, seed, epochs, lr, weight_decay):
+        """The ``TrainConfig`` of one student run (from scratch or fine-tuning): SGD with
+        a cosine schedule at ``lr``, these settings' batch, augmentation and shifts."""
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, optimizer="sgd", lr=lr,
+                           weight_decay=weight_decay, schedule="cosine", seed=seed,
+                           augment=self.augment, max_shift=self.max_shift)
 
     def distill_config(self, variant, ratio):
         """The ``DistillConfig`` of one fine-tuning run: ``variant`` at ``ratio``, the

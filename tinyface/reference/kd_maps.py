@@ -131,18 +131,29 @@ def at_loss(fs, ft, beta=1.0):
     batch size) raise ValueError naming both shapes.
     """
     fs, ft = _as_float(fs), _as_float(ft)
-    k = pool_factor(fs.shape, ft.shape)
+    pool_factor(fs.shape, ft.shape)         # an integer factor, or ValueError naming both shapes
     beta = check_beta(beta)
     N, _, H, W = fs.shape
     if N == 0:
         return 0.0, np.zeros_like(fs)
+    a_t = _pooled_attention(ft, (H, W))                                  # (N, H*W) float64
+    return _attention_distance(fs, a_t, beta / (2.0 * N))
+
+
+def _pooled_attention(ft, size, eps=DEFAULT_EPS):
+    """ft: (N, C, H', W') float -> (N, h*w) float64: ``mean_c ft**2`` pooled to ``size``
+    (``adaptive_avg_pool``) and L2-normalised per face (norms clamped at ``eps``)."""
+    q = adaptive_avg_pool(_channel_energy(ft), size).reshape(len(ft), -1)
+    return l2_normalize_forward(q, eps)[0]
+
+
+def _attention_distance(fs, a_t, scale):
+    """``(scale * ||a_s - a_t||^2, dfs)`` summed over faces and positions, with ``a_s``
+    the student's ``attention_map_forward`` of fs (N, C, H, W) and a_t (N, H*W) a constant."""
     a_s, cache = attention_map_forward(fs.astype(np.float64))            # (N, H*W) float64
-    q_t = _channel_energy(ft).reshape(N, H, k, W, k).mean(axis=(2, 4))   # (N, H, W) pooled
-    a_t, _ = l2_normalize_forward(q_t.reshape(N, -1))                    # (N, H*W) float64
     diff = a_s - a_t                                                     # (N, H*W)
-    loss = beta / 2.0 * np.sum(diff ** 2) / N
-    dfs = attention_map_backward(beta / N * diff, cache)                 # (N, Cs, H, W)
-    return float(loss), dfs.astype(fs.dtype)
+    dfs = attention_map_backward(2.0 * scale * diff, cache)              # (N, C, H, W)
+    return float(scale * np.sum(diff ** 2)), dfs.astype(fs.dtype)
 
 
 def adaptive_pool_matrix(n_in, n_out):
@@ -195,9 +206,7 @@ def teacher_attention(ft, size, eps=DEFAULT_EPS):
     ft = _as_float(ft)
     if ft.ndim != 4 or min(ft.shape[1:]) < 1:
         raise ValueError(f"ft must be (N, C, H, W) with C, H, W >= 1, got shape {ft.shape}")
-    N = ft.shape[0]
-    q = adaptive_avg_pool(_channel_energy(ft), size).reshape(N, -1)      # (N, h*w) float64
-    return l2_normalize_forward(q, eps)[0].astype(np.float32)
+    return _pooled_attention(ft, size, eps).astype(np.float32)
 
 
 def attention_rows_loss(fs, a_t):
@@ -216,14 +225,9 @@ def attention_rows_loss(fs, a_t):
     if fs.ndim != 4 or a_t.shape != (fs.shape[0], fs.shape[2] * fs.shape[3]):
         raise ValueError(f"the student map {fs.shape} and the teacher's attention rows "
                          f"{a_t.shape} must be (N, C, H, W) and (N, H*W)")
-    N = fs.shape[0]
-    if N == 0:
+    if fs.shape[0] == 0:
         return 0.0, np.zeros_like(fs)
-    a_s, cache = attention_map_forward(fs.astype(np.float64))            # (N, P) float64
-    diff = a_s - a_t                                                     # (N, P)
-    loss = np.sum(diff ** 2) / diff.size
-    dfs = attention_map_backward(2.0 * diff / diff.size, cache)          # (N, C, H, W)
-    return float(loss), dfs.astype(fs.dtype)
+    return _attention_distance(fs, a_t, 1.0 / a_t.size)
 
 
 def _gram_rows(F):

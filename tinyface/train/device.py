@@ -1,6 +1,6 @@
 """Where a batch is computed: host <-> device copies for the loop and the evaluation.
 
-Under the CUDA backend (``tinyface.set_backend("cuda")``) the model lives on the GPU:
+Under the CUDA backend (``tinyface.backend.set_backend("cuda")``) the model lives on the GPU:
 each training batch is copied up once (``input_batch``) and the logits come down once,
 for the running accuracy (``host_array``). On the CPU both pass their array through.
 ``tinyface.cuda`` loads numba.cuda only when one of its names is first used, so these

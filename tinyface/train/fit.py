@@ -30,7 +30,7 @@ the divergence, so the last good checkpoint stays as it was.
 No NumPy BLAS call (``@``, ``np.dot``) runs in the loop: it would slow down Numba's
 parallel kernels (see ``tinyface.kernels.threading``).
 
-On the GPU. Under ``tinyface.set_backend("cuda")`` (``--device cuda``), ``fit`` moves
+On the GPU. Under ``tinyface.backend.set_backend("cuda")`` (``--device cuda``), ``fit`` moves
 the model to the GPU (``model.to("cuda")``) and uses the device optimizer of the same
 name (``tinyface.cuda.DeviceSGD``, ``DeviceAdam``, ``DeviceAdamW``): parameters,
 activations, gradients and optimizer state stay there for the whole run. Each step
