@@ -21,26 +21,6 @@ def mu1(variant, **kw):
 
 
 @pytest.fixture(scope="module")
-def split(tiny_split):
-    return tiny_split
-
-
-@pytest.fixture(scope="module")
-def teacher(tiny_teacher):
-    return tiny_teacher
-
-
-@pytest.fixture(scope="module")
-def student(tiny_student):
-    return tiny_student
-
-
-@pytest.fixture(scope="module")
-def bank(tiny_bank):
-    return tiny_bank
-
-
-@pytest.fixture(scope="module")
 def selection(bank, split):
     return select(bank.embeddings, split.y_train, bank.logits, ratio=0.5, per_identity=True)
 
@@ -293,7 +273,7 @@ def test_finetune_keeps_the_input_and_returns_a_deployable_student(student, spli
                      log=quiet)
     for k, v in again["model"].state_dict().items():
         np.testing.assert_array_equal(v, model.state_dict()[k], err_msg=k)
-    for v in (v for v in VARIANTS if v != "at"):     # at needs attention: test_distill_at
+    for v in (v for v in VARIANTS if v != "at"):  # at needs attention: test_distill_at.py
         r = finetune(student, split, bank, None, mu1(v), cfg, selection=selection, log=quiet)
         assert r["metrics"]["variant"] == v
         assert r["model"].num_parameters() == student.num_parameters()

@@ -20,11 +20,6 @@ finetune_module = importlib.import_module("tinyface.distill.finetune")
 
 
 @pytest.fixture(scope="module")
-def split(tiny_split):
-    return tiny_split
-
-
-@pytest.fixture(scope="module")
 def teacher(split):
     return build_stream_model(split, "teacher", arch="teacher-lite", seed=1).eval()
 

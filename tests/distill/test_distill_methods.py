@@ -14,23 +14,8 @@ from tinyface.nn.linear import Linear
 quiet = lambda msg: None  # noqa: E731
 # the module (``tinyface.distill.finetune`` the attribute is the function)
 finetune_module = importlib.import_module("tinyface.distill.finetune")
-# the methods on vectors; ``at`` reads a feature map: tests/test_distill_at.py
+# the methods on vectors; ``at`` reads a feature map: tests/distill/test_distill_at.py
 VECTOR_METHODS = tuple(n for n in METHOD_VARIANTS if METHODS[n].reads != "map")
-
-
-@pytest.fixture(scope="module")
-def split(tiny_split):
-    return tiny_split
-
-
-@pytest.fixture(scope="module")
-def student(tiny_student):
-    return tiny_student
-
-
-@pytest.fixture(scope="module")
-def bank(tiny_bank):
-    return tiny_bank
 
 
 # ---------------------------------------------------------------- registry
