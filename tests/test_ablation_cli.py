@@ -1,10 +1,12 @@
 """``python -m tinyface ablation``: a quick run on synthetic faces, its files, its cache,
 and one-line errors for bad settings."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from tinyface.cli import main
+from tinyface.experiments.settings import AblationSettings, run_signature
 
 FILES = ("results.md", "results.json", "ablation.png", "verification.png",
          "selection_montage.png", "graph.png", "ratio_curve.png")
@@ -69,6 +71,11 @@ def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):
     (["--teacher", "dlib-resnet", "--teacher-tune-blocks", "1", "--teacher-tune-rate", "0"],
      "lr must be a finite number > 0"),
     (["--validation", "1"], "validation fraction must be in (0, 1)"),
+    (["--method-weights", "sp"], "'sp' is not METHOD=WEIGHT"),
+    (["--method-weights", "sp=x"], "the weight 'x' is not a number"),
+    (["--method-weights", "full=1"], "'full' is not a method variant"),
+    (["--method-weights", "sp=-1"], "the weight of sp must be a number >= 0"),
+    (["--method-weights", "sp=1,sp=2"], "a method's weight is given twice"),
 ])
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert main(["ablation", "--quick", "--out", str(tmp_path), *args]) == 2
@@ -181,3 +188,18 @@ def test_distilling_from_the_start_trains_a_fresh_student(quick_run, tmp_path, c
     assert res["settings"]["start"] == "random"
     old = json.loads((quick_run / "results.json").read_text())
     assert res["rows"]["student + full"] != old["rows"]["student + full"]
+
+
+def test_method_weights_reach_each_run_and_its_signature():
+    named = AblationSettings(variants=("sp", "crd"), method_weights={"sp": 1000})
+    plain = AblationSettings(variants=("sp", "crd"))
+    assert named.distill_config("sp", 0.5).weight == 1000.0
+    assert named.distill_config("crd", 0.5).weight == plain.distill_config("crd", 0.5).weight
+    assert named.to_dict()["method_weights"] == {"sp": 1000.0}
+    split, bank = SimpleNamespace(meta={"seed": 0}), SimpleNamespace(meta={"key": "k"})
+
+    def sig(settings, variant):
+        return run_signature(settings, split, bank, variant, 0, 0.5)
+    assert sig(named, "sp") != sig(plain, "sp")            # a new weight: a new run
+    assert sig(named, "crd") == sig(plain, "crd")          # an unnamed one: the cached run
+    assert "method_weight" not in sig(plain, "sp")         # the default runs' signatures kept

@@ -26,7 +26,7 @@ OPTION_GROUPS = {
     "students": ("seeds", "scratch_epochs", "finetune_epochs", "batch_size", "scratch_lr",
                  "scratch_weight_decay", "finetune_lr", "finetune_weight_decay", "augment",
                  "max_shift"),
-    "distillation": ("variants", "mu", "mu_schedule", "feature_norm", "teacher_layer",
+    "distillation": ("variants", "method_weights", "mu", "mu_schedule", "feature_norm", "teacher_layer",
                      "adapter_init", "T", "kd_weight", "ratio", "ratios", "alpha", "k",
                      "informativeness", "label_free", "label_free_epochs", "start",
                      "label_free_pool", "per_identity"),

@@ -116,8 +116,10 @@ def _items(f, text):
             continue
         try:
             value = item(part)
-        except ValueError:
-            raise CLIError(f"{flag}: {part!r} is not a number") from None
+        except ValueError as exc:
+            if item in (int, float):
+                raise CLIError(f"{flag}: {part!r} is not a number") from None
+            raise CLIError(f"{flag}: {exc}") from None
         if allowed is not None and value not in allowed:
             raise CLIError(f"{flag}: unknown {meta.get('item_name', 'value')} {value!r}; "
                            f"choose from {', '.join(allowed)}")

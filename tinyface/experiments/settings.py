@@ -16,7 +16,7 @@ from tinyface.distill.bank import BANK_LAYERS
 from tinyface.distill.label_free import pool_signature
 from tinyface.distill.config import (ADAPTER_INITS, BASE_VARIANTS, FEATURE_NORMS,
                                      METHOD_VARIANTS, MU_SCHEDULES, VARIANTS, DistillConfig,
-                                     check_ratio)
+                                     check_ratio, check_weight)
 from tinyface.distill.methods import METHODS
 from tinyface.distill.finetune import DEFAULT_FINETUNE_LR
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
@@ -33,6 +33,25 @@ LABEL_FREE_POOLS = ("disjoint", "all")
 # where the selector's node scores u come from: the teacher alone (confidence, margin,
 # centre closeness), or the gap between the teacher and each seed's scratch student
 INFORMATIVENESS = ("teacher", "student-gap")
+
+
+def method_weight_item(item):
+    """One method term's weight: ``"sp=1000"`` or ``("sp", 1000)`` -> ``("sp", 1000.0)``
+    (``ValueError`` unless the name is a method variant and the weight a number >= 0)."""
+    if isinstance(item, str):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not METHOD=WEIGHT")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"{item!r}: the weight {value.strip()!r} is not a number") from None
+    else:
+        name, weight = item
+    name = str(name).strip()
+    if name not in METHODS:
+        raise ValueError(f"{name!r} is not a method variant; choose from {', '.join(METHODS)}")
+    return name, check_weight(f"the weight of {name}", weight)
 STARTS = ("scratch", "random")
 
 
@@ -73,6 +92,10 @@ class AblationSettings:
                              item_name="variant")
     # the distillation settings' defaults are DistillConfig's (mu 3: see distill.config)
     mu: float = option(DistillConfig.mu, "weight of the feature regression")
+    # a method variant's term weight (DistillConfig.method_weight); unnamed: its default
+    method_weights: tuple = option((), "method variants' term weights, e.g. sp=1000,crd=0.4 "
+                                   "(unnamed: each method's default, distill.methods)",
+                                   item=method_weight_item, metavar="M=W,...")
     T: float = option(DistillConfig.T, "KD temperature")
     kd_weight: float = option(DistillConfig.kd_weight, "weight of the KD term")
     ratio: float = option(DistillConfig.ratio, "selection ratio, in (0, 1]")
@@ -152,6 +175,12 @@ class AblationSettings:
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
+        pairs = (self.method_weights.items() if isinstance(self.method_weights, dict)
+                 else self.method_weights)
+        self.method_weights = tuple(method_weight_item(p) for p in pairs)
+        names = [n for n, _ in self.method_weights]
+        if len(set(names)) < len(names):
+            raise ValueError(f"a method's weight is given twice: {', '.join(names)}")
         self.label_free = tuple(self.label_free)
         self.ratios = tuple(float(r) for r in self.ratios)
         self.head_penalties = tuple(float(p) for p in self.head_penalties)
@@ -226,7 +255,8 @@ class AblationSettings:
         return DistillConfig(variant, mu=self.mu, T=self.T, kd_weight=self.kd_weight,
                              ratio=ratio, feature_norm=self.feature_norm,
                              adapter_init=self.adapter_init, mu_schedule=self.mu_schedule,
-                             per_identity=self.per_identity)
+                             per_identity=self.per_identity,
+                             method_weight=dict(self.method_weights).get(variant))
 
     def tail_tuning(self, seed, lr_size=16, lr_method="bicubic"):
         """The ``TailTuning`` these settings ask for (``ValueError`` on a bad one)."""
@@ -243,6 +273,7 @@ class AblationSettings:
         d = dataclasses.asdict(self)
         d["variants"], d["ratios"] = list(self.variants), list(self.ratios)
         d["head_penalties"] = list(self.head_penalties)
+        d["method_weights"] = dict(self.method_weights)
         return d
 
 
@@ -267,6 +298,8 @@ def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
         sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
                    per_identity=settings.per_identity)
     method = METHODS.get(variant)
+    if variant in dict(settings.method_weights):      # unnamed: the default, as before
+        sig.update(method_weight=dict(settings.method_weights)[variant])
     if method is not None and method.reads == "logits":
         sig.update(T=settings.T)
     if method is not None and method.reads == "adapter":
