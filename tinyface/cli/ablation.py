@@ -26,9 +26,9 @@ OPTION_GROUPS = {
     "students": ("seeds", "scratch_epochs", "finetune_epochs", "batch_size", "scratch_lr",
                  "scratch_weight_decay", "finetune_lr", "finetune_weight_decay", "augment",
                  "max_shift"),
-    "distillation": ("variants", "method_weights", "mu", "mu_schedule", "feature_norm", "teacher_layer",
-                     "adapter_init", "T", "kd_weight", "ratio", "ratios", "alpha", "k",
-                     "informativeness", "label_free", "label_free_epochs", "start",
+    "distillation": ("variants", "method_weights", "mu", "mu_schedule", "feature_norm",
+                     "teacher_layer", "adapter_init", "T", "kd_weight", "ratio", "ratios",
+                     "alpha", "k", "informativeness", "label_free", "label_free_epochs", "start",
                      "label_free_pool", "per_identity"),
 }
 SETTINGS_OPTIONS = tuple(name for names in OPTION_GROUPS.values() for name in names)

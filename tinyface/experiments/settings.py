@@ -33,6 +33,7 @@ LABEL_FREE_POOLS = ("disjoint", "all")
 # where the selector's node scores u come from: the teacher alone (confidence, margin,
 # centre closeness), or the gap between the teacher and each seed's scratch student
 INFORMATIVENESS = ("teacher", "student-gap")
+STARTS = ("scratch", "random")
 
 
 def method_weight_item(item):
@@ -52,7 +53,6 @@ def method_weight_item(item):
     if name not in METHODS:
         raise ValueError(f"{name!r} is not a method variant; choose from {', '.join(METHODS)}")
     return name, check_weight(f"the weight of {name}", weight)
-STARTS = ("scratch", "random")
 
 
 @dataclass
@@ -298,8 +298,9 @@ def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
         sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
                    per_identity=settings.per_identity)
     method = METHODS.get(variant)
-    if variant in dict(settings.method_weights):      # unnamed: the default, as before
-        sig.update(method_weight=dict(settings.method_weights)[variant])
+    named = dict(settings.method_weights)
+    if variant in named:                  # unnamed: the default, and the old signature
+        sig.update(method_weight=named[variant])
     if method is not None and method.reads == "logits":
         sig.update(T=settings.T)
     if method is not None and method.reads == "adapter":
