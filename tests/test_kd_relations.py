@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tinyface.gradcheck import assert_gradient, numerical_gradient
+from tinyface.kernels import kd_relations as kernels
 from tinyface.reference.kd_logits import dkd_loss
 from tinyface.reference.kd_relations import (
     crd_loss,
@@ -17,8 +18,10 @@ from tinyface.reference.kd_relations import (
 from tinyface.reference.losses import distillation_loss
 
 ONE = np.array(1.0)
+# the NumPy reference, and the Numba kernel of RKD's angle term (same contract)
 RELATIONAL = {"rkd_distance": rkd_distance_loss, "rkd_angle": rkd_angle_loss,
-              "rkd": rkd_loss, "pkt": pkt_loss}
+              "rkd": rkd_loss, "pkt": pkt_loss,
+              "rkd_angle_numba": kernels.rkd_angle_loss, "rkd_numba": kernels.rkd_loss}
 
 
 def huber(r):

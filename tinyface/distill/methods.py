@@ -75,9 +75,10 @@ from typing import Callable
 
 import numpy as np
 
+from tinyface.kernels.kd_relations import rkd_loss
 from tinyface.reference.kd_logits import dkd_loss
 from tinyface.reference.kd_maps import attention_rows_loss, fsim_loss, sp_loss
-from tinyface.reference.kd_relations import crd_loss, pkt_loss, rkd_loss
+from tinyface.reference.kd_relations import crd_loss, pkt_loss
 
 __all__ = ["Method", "MethodInputs", "METHODS", "METHOD_VARIANTS", "READS",
            "CRD_NEGATIVES", "CRD_TAU", "crd_negatives"]
