@@ -26,9 +26,9 @@ TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-
 TIMEOUT_S = 300
 
 
-def test_there_are_nine_tutorials_in_order():
+def test_there_are_ten_tutorials_in_order():
     numbers = [int(p.name[:2]) for p in TUTORIALS]
-    assert numbers == list(range(1, 10)), [p.name for p in TUTORIALS]
+    assert numbers == list(range(1, 11)), [p.name for p in TUTORIALS]
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.stem for p in TUTORIALS])
