@@ -76,6 +76,8 @@ def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):
     (["--method-weights", "full=1"], "'full' is not a method variant"),
     (["--method-weights", "sp=-1"], "the weight of sp must be a number >= 0"),
     (["--method-weights", "sp=1,sp=2"], "a method's weight is given twice"),
+    (["--variants", "selective-sp"], "per-face methods only (fsim, crd, dkd, at)"),
+    (["--method-weights", "selective-fsim=1"], "'selective-fsim' takes the weight of fsim"),
 ])
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert main(["ablation", "--quick", "--out", str(tmp_path), *args]) == 2
@@ -203,3 +205,48 @@ def test_method_weights_reach_each_run_and_its_signature():
     assert sig(named, "sp") != sig(plain, "sp")            # a new weight: a new run
     assert sig(named, "crd") == sig(plain, "crd")          # an unnamed one: the cached run
     assert "method_weight" not in sig(plain, "sp")         # the default runs' signatures kept
+
+
+def test_selective_methods_run_on_the_selection(quick_run, tmp_path, capsys):
+    """--variants selective-fsim,selective-crd: the selection phase runs, each method's term
+    is taken on the selected faces, the scratch students are the cached ones."""
+    import shutil
+    out = tmp_path / "selective-methods"
+    shutil.copytree(quick_run, out)
+    assert main(["ablation", "--quick", "--out", str(out), "--variants",
+                 "selective-fsim,selective-crd", "--seeds", "1", "--ratios", ""]) == 0
+    log = capsys.readouterr().out
+    assert "selection at ratio 0.5: loaded" in log and "scratch student, seed 0: loading" in log
+    res = json.loads((out / "results.json").read_text())
+    names = ("student + selective FSIM", "student + selective CRD")
+    assert list(res["rows"])[-2:] == list(names) and "0.5" in res["selection"]
+    selected = res["selection"]["0.5"]["selected"]
+    for variant in ("selective-fsim", "selective-crd"):
+        assert f"-- {variant}, seed 0, ratio 0.5: fine-tuning" in log
+        metrics = json.loads((out / "seed0" / variant / "metrics.json").read_text())
+        assert metrics["method_faces"] == selected < metrics["faces"]
+        assert metrics["ratio"] == 0.5 and metrics["regressed_faces"] == 0
+    text = (out / "results.md").read_text()
+    assert all(f"| {name} |" in text for name in names) and "Selective methods" in text
+
+
+def test_method_weight_reaches_selective_runs_and_their_signature():
+    named = AblationSettings(variants=("fsim", "selective-fsim"), method_weights={"fsim": 2})
+    plain = AblationSettings(variants=("fsim", "selective-fsim"))
+    assert named.distill_config("selective-fsim", 0.5).weight == 2.0
+    assert named.distill_config("fsim", 0.5).weight == 2.0
+    assert plain.distill_config("selective-fsim", 0.5).weight == 1.0     # fsim's default
+    split, bank = SimpleNamespace(meta={"seed": 0}), SimpleNamespace(meta={"key": "k"})
+
+    def sig(settings, variant, ratio=0.5):
+        return run_signature(settings, split, bank, variant, 0, ratio)
+    assert sig(named, "selective-fsim")["method_weight"] == 2.0
+    assert "method_weight" not in sig(plain, "selective-fsim")
+    assert sig(plain, "selective-fsim") != sig(plain, "selective-fsim", 0.25)    # its ratio
+    assert {"ratio", "k", "alpha", "per_identity", "feature_norm"} <= set(sig(plain,
+                                                                              "selective-fsim"))
+    gap = AblationSettings(variants=("selective-dkd",), informativeness="student-gap")
+    assert sig(gap, "selective-dkd")["informativeness"] == "student-gap"
+    assert sig(gap, "selective-dkd")["T"] == gap.T
+    with pytest.raises(ValueError, match=r"per-face methods only \(fsim, crd, dkd, at\)"):
+        AblationSettings(variants=("selective-sp",))

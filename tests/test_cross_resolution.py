@@ -216,17 +216,7 @@ def test_a_student_that_reproduces_the_teacher_matches_teacher_vs_teacher():
 
 
 # ----------------------------------------------------------- dlib's ResNet, 8 faces
-def _weights():
-    try:
-        from tinyface.models.weights import find_weights_dir
-        return find_weights_dir()
-    except Exception:
-        return None
-
-
-@pytest.mark.skipif(_weights() is None, reason="dlib's weights not found (no "
-                    "../shared/data/dlib_resnet; run data_scripts/download_teacher.py)")
-def test_dlib_teacher_gallery_against_the_default_student():
+def test_dlib_teacher_gallery_against_the_default_student(dlib_weights):
     from tinyface.models import embed_faces, load_pretrained
     teacher = load_pretrained("dlib-resnet")
     pairs = synthetic_pairs(hr_size=32, n_identities=4, images_per_identity=2, pairs_per_fold=1,

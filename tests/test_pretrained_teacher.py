@@ -10,7 +10,6 @@ import pytest
 from tinyface.distill.softmax_head import (cross_val_logits, fit_softmax_head,
                                            fit_teacher_head, head_loss, l2_rows,
                                            stratified_folds, validation_mask)
-from tinyface.models import build_model
 
 quiet = lambda msg: None  # noqa: E731
 
@@ -113,35 +112,7 @@ def test_teacher_head_is_deterministic_and_records_its_choice():
 
 
 # ------------------------------------------------- the teacher, with a stand-in
-STAND_IN = {"name": "stand-in", "input_size": 32, "in_channels": 3, "stages": [8, "M", 16],
-            "embedding_dim": 16, "embedding_norm": "none", "num_classes": 1, "norm": "bn",
-            "act": "relu", "dropout": 0.0}
-
-
-@pytest.fixture
-def stand_in(monkeypatch):
-    """``load_pretrained`` (as the frozen teacher calls it) returns a tiny FaceNet
-    (32 px -> 16-d); ``calls`` records the weights argument, ``seed`` picks its weights."""
-    import tinyface.distill.frozen_teacher as frozen_teacher
-    state = {"calls": [], "seed": 0, "spec": STAND_IN}
-
-    def fake(name="dlib-resnet", weights=None, num_classes=1, check_sha256=True):
-        state["calls"].append(weights)
-        model = build_model(dict(state["spec"], num_classes=num_classes),
-                            seed=state["seed"]).eval()
-        model.pretrained = {"name": name, "folder": str(weights)}
-        return model
-    monkeypatch.setattr(frozen_teacher, "load_pretrained", fake)
-    return state
-
-
-@pytest.fixture(scope="module")
-def split():
-    from tinyface.data import load_split
-    return load_split("synthetic", hr_size=32, lr_size=8, cache_dir=False,
-                      synthetic={"n_identities": 5, "images_per_identity": 8})
-
-
+# (the fixtures stand_in, res_stand_in and split are tests/conftest.py's)
 def test_frozen_teacher_bank_rows_and_cache_keys(stand_in, split, tmp_path):
     from tinyface.distill.frozen_teacher import FrozenTeacher
     from tinyface.experiments.settings import AblationSettings
@@ -211,14 +182,9 @@ def test_frozen_teacher_pooled_layer_regresses_standardised_trunk_features(stand
     assert (tmp_path / "teacher-descriptors" / "train-hr-pooled.npz").is_file()
 
 
-RES_STAND_IN = dict(STAND_IN, norm="affine", embedding_bias=False,
-                    stages=[{"conv": 8, "kernel": 3, "stride": 2, "padding": 0}, {"res": 8}])
-
-
-def test_frozen_teacher_with_its_last_block_tuned(stand_in, split, tmp_path):
+def test_frozen_teacher_with_its_last_block_tuned(res_stand_in, split, tmp_path):
     from tinyface.distill.frozen_teacher import FrozenTeacher
     from tinyface.experiments.settings import AblationSettings
-    stand_in["spec"] = RES_STAND_IN
     frozen = FrozenTeacher("dlib-resnet", split, AblationSettings(), tmp_path, log=quiet)
     lines = []
     settings = AblationSettings(teacher_tune_blocks=1)
@@ -264,9 +230,8 @@ def test_ablation_command_with_a_stand_in_teacher(stand_in, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["rows"] == res["rows"]
 
 
-def test_ablation_command_with_a_tuned_stand_in_teacher(stand_in, tmp_path):
+def test_ablation_command_with_a_tuned_stand_in_teacher(res_stand_in, tmp_path):
     from tinyface.cli import main
-    stand_in["spec"] = RES_STAND_IN
     out = tmp_path / "abl"
     assert main(["ablation", "--quick", "--teacher", "dlib-resnet", "--seeds", "1", "--ratios",
                  "", "--variants", "full", "--scratch-epochs", "1", "--finetune-epochs", "1",
@@ -311,17 +276,7 @@ def test_source_faces_are_the_split_rows_at_another_size(split, monkeypatch):
 
 
 # -------------------------------------------------------------- real weights
-def _weights():
-    try:
-        from tinyface.models.weights import find_weights_dir
-        return find_weights_dir()
-    except Exception:
-        return None
-
-
-@pytest.mark.skipif(_weights() is None, reason="dlib's weights not found (no "
-                    "../shared/data/dlib_resnet; run data_scripts/download_teacher.py)")
-def test_dlib_teacher_on_a_few_synthetic_faces(tmp_path):
+def test_dlib_teacher_on_a_few_synthetic_faces(dlib_weights, tmp_path):
     """dlib's network itself (~20 s on 2 cores): 128-d raw descriptors in the bank, the
     same as embed_faces gives, out-of-fold logits, rows in range."""
     from tinyface.distill.frozen_teacher import FrozenTeacher

@@ -1,7 +1,5 @@
 """Other distillation methods as fine-tuning variants (``tinyface.distill.methods``): each
 fine-tunes, its term's gradient is the reference loss's, its settings are checked."""
-import importlib
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,6 @@ from tinyface.experiments import ROW_NAMES, AblationSettings
 from tinyface.nn.linear import Linear
 
 quiet = lambda msg: None  # noqa: E731
-# the module (``tinyface.distill.finetune`` the attribute is the function)
-finetune_module = importlib.import_module("tinyface.distill.finetune")
 # the methods on vectors; ``at`` reads a feature map: tests/distill/test_distill_at.py
 VECTOR_METHODS = tuple(n for n in METHOD_VARIANTS if METHODS[n].reads != "map")
 
@@ -189,14 +185,3 @@ def test_base_variants_keep_three_parts_and_no_method_key(student, split, bank):
     cfg = finetune_config(epochs=1, batch_size=16, seed=0)
     res = finetune(student, split, bank, None, DistillConfig("kd"), cfg, log=quiet)
     assert "method" not in res["history"][0] and "method" not in res["metrics"]
-
-
-@pytest.mark.parametrize("name", METHOD_VARIANTS)
-def test_method_variants_are_refused_under_the_cuda_backend(name, student, split, bank,
-                                                            monkeypatch):
-    monkeypatch.setattr(finetune_module, "get_backend", lambda: "cuda")
-    cfg = finetune_config(epochs=1, batch_size=16, seed=0)
-    with pytest.raises(ValueError) as err:
-        finetune(student, split, bank, None, DistillConfig(name), cfg, log=quiet)
-    assert str(err.value) == (f"variant {name!r} runs on the CPU tier only (the CUDA tier has "
-                              f"no kernel for it yet)")

@@ -7,10 +7,13 @@
 Modules:
 
 - ``report``: the tolerances (``TOL``, one per way the two tiers compute a tensor), the
-  relative error, and the ``Report`` every check adds its rows to;
+  relative error, the ``Report`` every check adds its rows to, and ``run_gpu_command``,
+  the frame of the ``training`` and ``distill_methods`` command lines;
 - ``layer_checks``, ``loss_checks``, ``device_checks``: one ``check_<op>`` per op (the
   layers; the losses and L2 normalisation; ``DeviceTensor``, the device optimizers and
   host/device mix-ups), CUDA against the Numba CPU tier;
+- ``kd_checks``: the distillation methods' losses (SP, FSIM, AT, RKD, PKT, CRD, DKD) and
+  the batch-row gather / scatter, CUDA against the CPU tier each method runs on;
 - ``suite``: which checks run, in which order, at the tiny (simulator) or real (GPU)
   shapes: ``run_op_checks``;
 - ``step``: one whole training step of the student on both tiers (``step_check``), and
@@ -19,12 +22,14 @@ Modules:
 - ``simulator``: the checks in a child process with ``NUMBA_ENABLE_CUDASIM=1``;
 - ``ops``: the command line, ``python -m tinyface.checks.ops [kernels|step|all]``;
 - ``training``: ``fit`` on the GPU against the CPU,
-  ``python -m tinyface.checks.training``.
+  ``python -m tinyface.checks.training``;
+- ``distill_methods``: each distillation method variant fine-tuned on the GPU against
+  the CPU, ``python -m tinyface.checks.distill_methods``.
 
 ``.ci/gpu-check`` runs them on a machine with a GPU; the tests run them in the simulator.
 This package imports ``tinyface.cuda`` and numba.cuda (which import without a GPU); the
-command-line modules ``ops`` and ``training`` are not imported here, so that ``python -m``
-runs them once.
+command-line modules ``ops``, ``training`` and ``distill_methods`` are not imported here,
+so that ``python -m`` runs them once.
 """
 from tinyface.checks.report import TOL, Report, format_rows, rel_err, worst_by_check
 from tinyface.checks.simulator import run_in_simulator

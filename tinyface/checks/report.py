@@ -12,9 +12,16 @@ a tolerance that depends on how the two tiers compute it:
   sums in another order (a tree instead of a loop), then rounded to float32;
 - ``gemm`` (1e-4): conv and linear: float32 dot products summed in another order
   (tiles of 16 instead of the CPU's loop): error grows like sqrt(K) * 6e-8.
+
+``run_gpu_command`` is the frame of the whole-run checks' command lines (``training``,
+``distill_methods``): the device, the results as JSON, the verdict and the exit status.
 """
+import json
+import sys
+
 import numpy as np
 
+from tinyface.cuda import cuda_available
 from tinyface.cuda.arrays import to_host
 
 TOL = {"exact": 0.0, "elementwise": 1e-6, "reduction": 1e-5, "gemm": 1e-4}
@@ -74,6 +81,33 @@ def format_rows(rows):
         lines.append(f"{r['check']:22s} {r['case'][:34]:34s} {r['tensor'][:22]:22s} "
                      f"{r['err']:9.2e} {r['tol']:7.0e}  {'yes' if r['ok'] else 'NO'}")
     return "\n".join(lines)
+
+
+def log_stderr(msg):
+    """A check command's log line: to stderr, flushed."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_gpu_command(run, json_path, key, passed_line, log=log_stderr):
+    """Run a check command's ``run(log)`` on the GPU; returns its exit status.
+
+    Logs the device, or returns 2 when CUDA is not available. ``run(log)`` returns a list
+    of result dicts, each with ``passed`` and ``key`` (what it checked); they are written
+    to ``json_path`` as JSON when given. Logs ``passed_line``, or the failed ones' ``key``
+    values; returns 0 when every result passed, 1 otherwise.
+    """
+    ok, reason = cuda_available()
+    if not ok:
+        log(f"CUDA is not available: {reason}")
+        return 2
+    log(f"device: {reason}")
+    results = run(log)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(results, f, default=str)
+    failed = [r[key] for r in results if not r["passed"]]
+    log(passed_line if not failed else f"FAILED: {failed}")
+    return 1 if failed else 0
 
 
 def normal_f32(rng, *shape):

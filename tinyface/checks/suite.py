@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from tinyface.models.bench_nets import STUDENT_PLAN, TEACHER_PLAN
-from tinyface.checks import device_checks, layer_checks, loss_checks
+from tinyface.checks import device_checks, kd_checks, layer_checks, loss_checks
 from tinyface.checks.report import Report
 
 # the op checks, in the order they run (names are stable: the tests parametrize over them)
@@ -36,6 +36,7 @@ CHECKS = {
     "sgd": device_checks.check_sgd,
     "adam": device_checks.check_adam,
     "bad_input": device_checks.check_bad_input,
+    **kd_checks.KD_CHECKS,          # the distillation methods' losses (kd_sp, ..., kd_rows)
 }
 CHECK_NAMES = list(CHECKS)
 
@@ -71,6 +72,7 @@ def tiny_cases():
         "adam": [((7,), False, dict(lr=0.01)),
                  ((3, 5), False, dict(lr=0.01, weight_decay=5e-4)),
                  ((3, 5), True, dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1))],
+        **kd_checks.kd_tiny_cases(),
     }
 
 
@@ -112,6 +114,7 @@ def real_cases():
     cases["bad_input"] += [(256, 64)]
     cases["channel_affine"] += [(256, 16, 16, 16), (32, 256, 8, 8)]
     cases["zero_pad"] += [((256, 16, 8, 8), (32, 8, 8)), ((32, 64, 17, 17), (64, 18, 18))]
+    cases.update(kd_checks.kd_real_cases())
     for k, v in cases.items():                  # drop duplicates, keep the order
         cases[k] = list({repr(c): c for c in v}.values())
     return cases

@@ -14,7 +14,6 @@ in a child process) the student is shrunk to 4x4 inputs and a quarter of its wid
 (``tinyface.checks.step.step_spec``); on a real GPU ``--real`` trains the real student at 16x16.
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,9 +23,8 @@ import numpy as np
 
 from tinyface.backend import set_backend
 from tinyface.checkpoint import load_model
-from tinyface.checks.report import TOL, Report, rel_err
+from tinyface.checks.report import TOL, Report, rel_err, run_gpu_command
 from tinyface.checks.step import step_spec
-from tinyface.cuda import cuda_available
 from tinyface.cuda.arrays import reset_transfer_counts, to_host, transfer_counts
 from tinyface.cuda.launch import SIMULATOR
 from tinyface.models import build_model
@@ -99,23 +97,10 @@ def main(argv=None):
                     help="the real student (16x16, full width, batch 64) instead of the tiny one")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = ap.parse_args(argv)
-
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
-    ok, reason = cuda_available()
-    if not ok:
-        log(f"CUDA is not available: {reason}")
-        return 2
-    log(f"device: {reason}")
     size = dict(width=16, input_size=16, n=256, batch=64) if args.real else {}
-    results = [train_check(opt, log=log, **size) for opt in args.optimizer]
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, default=str)
-    failed = [r["optimizer"] for r in results if not r["passed"]]
-    log("fit on the GPU matches the CPU" if not failed else f"FAILED: {failed}")
-    return 1 if failed else 0
+    return run_gpu_command(lambda log: [train_check(opt, log=log, **size)
+                                        for opt in args.optimizer],
+                           args.json, "optimizer", "fit on the GPU matches the CPU")
 
 
 if __name__ == "__main__":

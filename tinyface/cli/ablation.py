@@ -1,4 +1,4 @@
-"""``ablation``: teacher, students from scratch, and the five distillation variants."""
+"""``ablation``: teacher, students from scratch, and the distillation variants."""
 from pathlib import Path
 
 from tinyface.cli import CLIError
@@ -43,13 +43,16 @@ QUICK_VERIFICATION = {"n_identities": 20, "images_per_identity": 4, "pairs_per_f
 
 def register(sub):
     p = sub.add_parser(
-        "ablation", help="the distillation ablation: teacher, scratch students, 5 variants",
+        "ablation",
+        help="the distillation ablation: teacher, scratch students, distillation variants",
         formatter_class=HelpFormatter,
         description="Trains (or loads) the teacher once, trains a student from scratch per "
                     "seed, extracts the teacher's feature bank, selects faces, fine-tunes "
                     "each variant (none: CE only; kd: Hinton soft targets; full: feature "
                     "regression on every face; random: on a random subset of the selective "
-                    "size; selective: on the selected faces) from each scratch student, and "
+                    "size; selective: on the selected faces; by default these five, and with "
+                    "--variants the methods from the field and their selective-m versions) "
+                    "from each scratch student, and "
                     "writes OUT/results.md, results.json, ablation.png, verification.png, "
                     "selection_montage.png, graph.png and ratio_curve.png. Every phase is "
                     "cached under OUT: a re-run redoes only what is missing.")

@@ -17,9 +17,11 @@ Modules, one per op family, each a CPU-reference-first file in the style of llm.
 ``conv``, ``linear``, ``batchnorm``, ``activation``, ``pool``, ``dropout``, ``losses``,
 ``affine`` (per-channel scale and shift), ``pad`` (zero padding), ``optim`` (device SGD),
 ``reduce`` (the deterministic two-pass per-channel sums), ``arrays`` (host <-> device),
-``launch`` (block sizes, simulator switch). The self-checks (CUDA against CPU, at tiny
-shapes under the simulator or real shapes on a GPU) live outside the tier, in
-``tinyface.checks``.
+``launch`` (block sizes, simulator switch), and the distillation methods' losses with
+their gradients: ``kd_maps`` (SP, FSIM, AT), ``kd_rkd`` (RKD), ``kd_relations`` (PKT,
+CRD), ``kd_logits`` (DKD), ``kd_rows`` (the batch rows a term covers). The self-checks
+(CUDA against CPU, at tiny shapes under the simulator or real shapes on a GPU) live
+outside the tier, in ``tinyface.checks``.
 
 Importing this package is cheap: it imports neither numba.cuda nor any kernel until an
 op or helper is first used (``cuda_ops()``, ``tinyface.cuda.relu_forward``,
@@ -55,7 +57,8 @@ _numpy_compat()
 
 # the kernel modules the PTX test compiles (each has a ``PTX_SIGNATURES`` dict)
 KERNEL_MODULES = ["gemm", "reduce", "elementwise", "conv", "linear", "batchnorm", "activation",
-                  "pool", "dropout", "losses", "normalize", "affine", "pad", "optim"]
+                  "pool", "dropout", "losses", "normalize", "affine", "pad", "optim",
+                  "kd_rows", "kd_maps", "kd_rkd", "kd_relations", "kd_logits"]
 
 HOW_TO_CPU = ("run on the CPU with --device cpu (tinyface.backend.set_backend('numba')), or set "
               "NUMBA_ENABLE_CUDASIM=1 before starting Python to simulate the GPU "
@@ -150,12 +153,15 @@ def submodules():
     install may lack; importing ``tinyface.cuda`` itself stays cheap and GPU-free.
     """
     from tinyface.cuda import (activation, affine, arrays, batchnorm, conv,  # optional GPU import
-                               dropout, elementwise, gemm, launch, linear, losses, normalize,
-                               optim, pad, pool, reduce)
+                               dropout, elementwise, gemm, kd_logits, kd_maps, kd_relations,
+                               kd_rkd, kd_rows, launch, linear, losses, normalize, optim, pad,
+                               pool, reduce)
     return types.SimpleNamespace(
         gemm=gemm, reduce=reduce, elementwise=elementwise, conv=conv, linear=linear,
         batchnorm=batchnorm, activation=activation, pool=pool, dropout=dropout, losses=losses,
-        normalize=normalize, affine=affine, pad=pad, optim=optim, arrays=arrays, launch=launch)
+        normalize=normalize, affine=affine, pad=pad, optim=optim, arrays=arrays, launch=launch,
+        kd_rows=kd_rows, kd_maps=kd_maps, kd_rkd=kd_rkd, kd_relations=kd_relations,
+        kd_logits=kd_logits)
 
 
 @functools.cache
@@ -179,6 +185,12 @@ HELPERS = {
     # the tiled GEMM, its launch sizes and the CUDA-event timer
     "batched_matmul": "gemm", "TILE": "launch", "TPB": "launch", "blocks": "launch",
     "gpu_ms": "launch",
+    # the distillation methods' losses (same names and arguments as the NumPy references
+    # in tinyface.reference.kd_*), and the gather/scatter of the batch rows they cover
+    "sp_loss": "kd_maps", "fsim_loss": "kd_maps", "attention_rows_loss": "kd_maps",
+    "rkd_distance_loss": "kd_rkd", "rkd_angle_loss": "kd_rkd", "rkd_loss": "kd_rkd",
+    "pkt_loss": "kd_relations", "crd_loss": "kd_relations", "dkd_loss": "kd_logits",
+    "gather_rows": "kd_rows", "scatter_rows": "kd_rows",
 }
 
 

@@ -23,7 +23,8 @@ from numba import cuda
 from tinyface.cuda.arrays import as_device, empty, is_device_array, to_device
 from tinyface.cuda.launch import TPB, blocks
 from tinyface.reference.losses import (check_labels as _check_labels,
-                                       check_temperature as _check_temperature)
+                                       check_temperature as _check_temperature,
+                                       check_weights)
 
 
 @cuda.jit
@@ -145,6 +146,18 @@ def softmax_cross_entropy_loss(logits, labels):
     return float(row_loss.copy_to_host().sum() / N), dlogits
 
 
+def check_regression(pred, target, weights):
+    """The arguments of a weighted per-face loss on the GPU (``feature_regression_loss``,
+    ``kd_maps.fsim_loss``): pred (N, D), a DeviceTensor (a host array is copied up);
+    target (N, D), host or device, of which only the shape is read here; weights as
+    ``reference.losses.check_weights``. Returns ``(pred, w)``, w (N,) float64 on the host."""
+    pred = as_device(pred, "pred")
+    if pred.ndim != 2 or tuple(np.shape(target)) != pred.shape:
+        raise ValueError(f"pred and target must both be (N, D) of one shape, "
+                         f"got {pred.shape} and {tuple(np.shape(target))}")
+    return pred, check_weights(weights, pred.shape[0])
+
+
 def feature_regression_loss(pred, target, weights=None):
     """Weighted mean over samples of ``||pred_i - target_i||^2``, on the GPU.
 
@@ -152,16 +165,8 @@ def feature_regression_loss(pred, target, weights=None):
     weights: (N,) non-negative (host), or None for all ones.
     Returns ``(loss, dpred)``; all-zero weights give 0 and a zero gradient.
     """
-    pred = as_device(pred, "pred")
-    if pred.ndim != 2 or tuple(np.shape(target)) != pred.shape:
-        raise ValueError(f"pred and target must both be (N, D) of one shape, "
-                         f"got {pred.shape} and {tuple(np.shape(target))}")
+    pred, w = check_regression(pred, target, weights)
     N = pred.shape[0]
-    w = np.ones(N) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (N,):
-        raise ValueError(f"weights must have shape ({N},), got {w.shape}")
-    if np.any(w < 0):
-        raise ValueError("weights must be non-negative")
     total = float(w.sum())
     dpred = empty(pred.shape)
     if total == 0:

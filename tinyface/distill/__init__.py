@@ -13,10 +13,13 @@ with ``L = CE + mu * mean over selected faces of ||n(A phi_s(x_LR)) - n(phi_t(x_
 A a training-only ``Linear(64, 256)`` adapter and n the L2 normalisation (see
 ``tinyface.distill.finetune`` for the scale argument, the defaults and the variants
 ``none``, ``kd``, ``full``, ``random``, ``selective``; and other methods as variants,
-``sp``, ``rkd``, ``pkt``, ``fsim``, ``crd``, ``dkd``: ``methods``).
+``sp``, ``rkd``, ``pkt``, ``fsim``, ``crd``, ``dkd``, ``at``, with ``selective-m`` for
+the per-face ones, taken on the selected faces only: ``methods``; their GPU twins:
+``methods_cuda``).
 
 Modules: ``config`` (``DistillConfig``: every setting of a run, its default and its
-check), ``methods`` (the other distillation methods, one entry each), ``bank`` (the teacher feature bank, cached ``.npz``), ``model``
+check), ``methods`` (the other distillation methods, one entry each), ``bank`` (the
+teacher feature bank, cached ``.npz``), ``model``
 (``DistillStudent``: student + adapter as one trainable, checkpointable module),
 ``weights`` (the per-face weights of each variant), ``step`` (``DistillStep``, the
 training step), ``finetune`` (``finetune``), ``label_free`` (unlabelled faces regressed
@@ -30,7 +33,8 @@ from tinyface.distill.bank import FeatureBank, bank_key, extract_bank
 from tinyface.distill.config import (ADAPTER_INITS, BASE_VARIANTS, FEATURE_NORMS,
                                      MU_SCHEDULES, REGRESSION_VARIANTS, VARIANTS, DistillConfig,
                                      check_ratio, check_variant)
-from tinyface.distill.methods import METHOD_VARIANTS, METHODS, Method
+from tinyface.distill.methods import (METHOD_VARIANTS, METHODS, SELECTIVE_METHOD_VARIANTS,
+                                      Method)
 from tinyface.distill.finetune import (DEFAULT_FINETUNE_LR, copy_model, finetune,
                                        finetune_config, init_adapter_lstsq)
 from tinyface.distill.model import DistillStudent
@@ -44,6 +48,6 @@ __all__ = ["FeatureBank", "extract_bank", "bank_key", "DistillStudent", "Distill
            "VARIANTS", "REGRESSION_VARIANTS", "DEFAULT_FINETUNE_LR", "FEATURE_NORMS",
            "MU_SCHEDULES", "ADAPTER_INITS", "check_ratio", "check_variant", "make_weights",
            "DistillStep", "finetune", "finetune_config", "init_adapter_lstsq", "copy_model"]
-__all__ += ["BASE_VARIANTS", "METHOD_VARIANTS", "METHODS", "Method"]
+__all__ += ["BASE_VARIANTS", "METHOD_VARIANTS", "SELECTIVE_METHOD_VARIANTS", "METHODS", "Method"]
 __all__ += ["FrozenTeacher", "source_faces", "cross_resolution_student", "cross_scores",
             "verify_cross_resolution"]

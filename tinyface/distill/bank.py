@@ -21,7 +21,9 @@ attention maps at its own pre-pool map (the input of the ``GlobalAvgPool2d``,
 overlap, when the sides are not integer multiples: ``tinyface.reference.kd_maps``) and
 L2-normalised per face (``teacher_attention``); the size is then part of the default key
 (``-atHxW``). Without it the bank, its file and its key are what they are without the
-option.
+option. ``map_attention_size`` gives that size for the variants asked for. The
+pretrained teacher's bank (``distill.frozen_teacher``) carries the same rows of its own
+pre-pool map.
 
 The teacher runs in eval mode (batch norm on running statistics), without
 augmentation, in batches. With ``cache_path`` the bank is written to a ``.npz`` file
@@ -42,11 +44,14 @@ import numpy as np
 from tinyface.atomic import json_default, savez_atomic
 from tinyface.cache import fingerprint, signature
 from tinyface.data import to_float
+from tinyface.distill.methods import variant_method
 from tinyface.eval import eval_mode
+from tinyface.models import spec_by_name
+from tinyface.models.facenet import feature_map_shape
 from tinyface.reference.kd_maps import teacher_attention
 
 __all__ = ["FeatureBank", "extract_bank", "bank_key", "BANK_FORMAT", "BANK_LAYERS",
-           "pooled_index", "layer_dim", "standardise_pooled"]
+           "pooled_index", "layer_dim", "standardise_pooled", "map_attention_size"]
 
 BANK_FORMAT = "tinyface-feature-bank/1"
 BANK_LAYERS = ("embedding", "pooled")
@@ -150,6 +155,17 @@ def pooled_index(teacher):
     """Index of the ``GlobalAvgPool2d`` in ``teacher.features`` (``FaceNet.pool_index``;
     ``ValueError`` if none)."""
     return teacher.pool_index()
+
+
+def map_attention_size(variants, split, arch="student"):
+    """The pre-pool map size (h, w) of the student ``arch`` on the split's LR faces
+    (``feature_map_shape``) when one of ``variants`` reads the teacher's map (``at``,
+    ``selective-at``: ``Method.reads == "map"``), else None: the size the attention rows
+    are pooled to."""
+    if not any((m := variant_method(v)) is not None and m.reads == "map" for v in variants):
+        return None
+    spec = dict(spec_by_name(arch, num_classes=split.num_classes), input_size=split.lr_size)
+    return tuple(int(v) for v in feature_map_shape(spec)[1:])
 
 
 def standardise_pooled(features):

@@ -22,18 +22,24 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from tinyface.distill.methods import METHOD_VARIANTS, METHODS
+from tinyface.distill.methods import (METHOD_VARIANTS, PER_FACE_METHODS, SELECTIVE_PREFIX,
+                                      SELECTIVE_METHOD_VARIANTS, is_selective_method,
+                                      variant_method)
 from tinyface.select.selector import check_ratio
 
 __all__ = ["DistillConfig", "VARIANTS", "BASE_VARIANTS", "METHOD_VARIANTS",
-           "REGRESSION_VARIANTS", "FEATURE_NORMS",
+           "SELECTIVE_METHOD_VARIANTS", "REGRESSION_VARIANTS", "SELECTION_VARIANTS",
+           "FEATURE_NORMS", "needs_selection",
            "MU_SCHEDULES", "ADAPTER_INITS", "check_variant", "check_ratio",
            "check_feature_norm", "check_mu_schedule", "check_weight", "check_temperature"]
 
-# the ablation's five variants (its default), then the other methods (``distill.methods``)
+# the ablation's five variants (its default), then the other methods (``distill.methods``),
+# then the per-face methods on the selected faces only (``selective-m``)
 BASE_VARIANTS = ("none", "kd", "full", "random", "selective")
-VARIANTS = BASE_VARIANTS + METHOD_VARIANTS
+VARIANTS = BASE_VARIANTS + METHOD_VARIANTS + SELECTIVE_METHOD_VARIANTS
 REGRESSION_VARIANTS = ("full", "random", "selective")
+# the variants that use the selection (``random``: its size)
+SELECTION_VARIANTS = ("random", "selective") + SELECTIVE_METHOD_VARIANTS
 FEATURE_NORMS = ("l2", "none")
 MU_SCHEDULES = ("constant", "linear", "cosine")
 ADAPTER_INITS = ("lstsq", "random")
@@ -48,10 +54,19 @@ def _one_of(name, value, choices):
 
 def check_variant(variant):
     """Return ``variant``, or raise ``ValueError`` unless it is one of ``VARIANTS``."""
+    if isinstance(variant, str) and variant.startswith(SELECTIVE_PREFIX) \
+            and variant not in VARIANTS:
+        raise ValueError(f"unknown distillation variant {variant!r}: selective-M is defined "
+                         f"for the per-face methods only ({', '.join(PER_FACE_METHODS)})")
     if variant not in VARIANTS:
         raise ValueError(f"unknown distillation variant {variant!r}; choose one of "
                          f"{', '.join(VARIANTS)}")
     return variant
+
+
+def needs_selection(variant):
+    """Whether ``variant`` uses the selection (``SELECTION_VARIANTS``)."""
+    return variant in SELECTION_VARIANTS
 
 
 def check_feature_norm(feature_norm):
@@ -85,12 +100,13 @@ class DistillConfig:
 
     variant: one of ``VARIANTS``; mu: weight of the feature regression (regression
     variants); T, kd_weight: temperature and weight of the Hinton term (``kd``);
-    ratio: fraction of faces selected (``random``, ``selective``), in (0, 1];
+    ratio: fraction of faces selected (``SELECTION_VARIANTS``), in (0, 1];
     feature_norm: ``l2`` | ``none``; adapter_init: ``lstsq`` | ``random``;
     mu_schedule: ``constant`` | ``linear`` | ``cosine``; per_identity: select (and draw
     the random subset) inside each identity; method_weight: the weight of a method
-    variant's term (``distill.methods``: sp, rkd, pkt, fsim, crd, dkd), None for the
-    method's default (``Method.default_weight``; see ``weight``).
+    variant's term (``distill.methods``: sp, rkd, pkt, fsim, crd, dkd, at, and
+    ``selective-m``, which takes m's), None for the method's default
+    (``Method.default_weight``; see ``weight``).
     """
     variant: str = "selective"
     mu: float = 3.0
@@ -120,8 +136,19 @@ class DistillConfig:
 
     @property
     def method(self):
-        """The variant's ``Method`` (``distill.methods``), or None for the base variants."""
-        return METHODS.get(self.variant)
+        """The variant's ``Method`` (``distill.methods``; m for ``selective-m``), or None
+        for the base variants."""
+        return variant_method(self.variant)
+
+    @property
+    def selective_method(self):
+        """Whether the method's term is taken on the selected faces only (``selective-m``)."""
+        return is_selective_method(self.variant)
+
+    @property
+    def needs_selection(self):
+        """Whether the variant uses the selection (``SELECTION_VARIANTS``)."""
+        return needs_selection(self.variant)
 
     @property
     def weight(self):

@@ -26,8 +26,15 @@ Variants (``VARIANTS``):
   every labelled face, with no regression weights; the adapter is used by ``fsim`` and
   ``crd`` only (started like the regression's, ``adapter_init``, on every face); ``at``
   needs a bank with the teacher's attention maps at the student's pre-pool map size
-  (``extract_bank(..., attention_size=student.map_shape[1:])``). These run on the CPU
-  tier only.
+  (``extract_bank(..., attention_size=student.map_shape[1:])``). Under the CUDA backend
+  their terms run on the GPU too (``tinyface.distill.methods_cuda``).
+- ``selective-fsim``, ``selective-crd``, ``selective-dkd``, ``selective-at``
+  (``SELECTIVE_METHOD_VARIANTS``): CE on every labelled face + the per-face method's term
+  on the selected faces only: the faces of ``make_weights("selective", ...)`` (the same
+  selection, ratio and informativeness as ``selective``), passed to ``DistillStep`` as
+  ``method_faces``; in each batch the term is the mean over its selected labelled faces
+  (a batch with none has no term), at m's weight. No feature regression; the adapter
+  (fsim, crd) starts from its least-squares fit on the selected faces.
 
 Feature scale, and the default mu. The teacher's embedding ends in a BatchNorm1d, so each
 of its 256 coordinates is roughly standardised: ``||phi_t||^2 ~ 256``, and a raw squared
@@ -80,7 +87,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.atomic import write_json
-from tinyface.backend import get_backend, ops, place
+from tinyface.backend import ops, place
 from tinyface.checkpoint import save_model
 from tinyface.distill.bank import FeatureBank
 # the variants' names are re-exported from ``config``
@@ -200,7 +207,8 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     adapter_init, mu_schedule, per_identity: see the module docstring); train: a
     ``TrainConfig`` (see ``finetune_config``; its seed seeds shuffling, augmentation, the
     adapter and the random subset); selection: the ``SelectionResult`` (or mask) for
-    ``selective`` and ``random`` (None: computed from the bank); out_dir: ``fit``'s files
+    ``selective``, ``random`` and ``selective-m`` (None: computed from the bank; explicit
+    ``weights`` give ``selective-m`` its faces, w > 0); out_dir: ``fit``'s files
     (checkpoint.npz, history.json, curves.png, model.npz = best epoch with the adapter)
     plus ``student.npz`` (the deployable student after the last epoch) and
     ``metrics.json``; resume: continue ``out_dir/checkpoint.npz``; pool: an
@@ -211,7 +219,8 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     Returns ``{"model": the deployable student (FaceNet, eval mode, last epoch),
     "wrapper": the DistillStudent, "history": fit's history with per-epoch loss parts,
     "metrics": dict (top1, top5, variant, settings, sizes, seconds), "weights": (N,)
-    (the labelled faces' weights; pool faces have weight 1)}``.
+    (the labelled faces' weights; pool faces have weight 1; ``selective-m``: 1 on the
+    faces its term is taken on)}``.
     """
     if not isinstance(distill, DistillConfig):
         raise TypeError(f"distill must be a DistillConfig, got {type(distill).__name__}")
@@ -224,9 +233,6 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     feature_norm, adapter_init, mu_schedule = (distill.feature_norm, distill.adapter_init,
                                                distill.mu_schedule)
     method = distill.method
-    if method is not None and get_backend() == "cuda":
-        raise ValueError(f"variant {variant!r} runs on the CPU tier only (the CUDA tier has "
-                         f"no kernel for it yet)")
     n = len(split.y_train)
     reads_logits = variant == "kd" or (method is not None and method.reads == "logits")
     bank.check(n, num_classes=split.num_classes if reads_logits else None)
@@ -246,11 +252,15 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
             raise ValueError(f"weights have shape {w.shape}, expected ({n},)")
         if variant in REGRESSION_VARIANTS and not w.any():
             raise ValueError("the selection is empty: every regression weight is 0")
-    elif method is not None:                  # a method variant: no regression weights
+    elif method is not None and not distill.selective_method:   # no regression weights
         w = np.zeros(n, np.float32)
-    else:
-        w = make_weights(variant, bank, split.y_train, ratio, train.seed, selection,
+    else:                                     # selective-m: the selection's mask
+        w = make_weights("selective" if distill.selective_method else variant, bank,
+                         split.y_train, ratio, train.seed, selection,
                          per_identity=distill.per_identity, log=say)
+    faces = w > 0 if distill.selective_method else None     # selective-m: its term's faces
+    if faces is not None and not faces.any():
+        raise ValueError(f"the selection is empty: '{variant}' has no face to take its term on")
     regress = distill.regress
     if pool is not None:
         pool.check(split.lr_size, bank.dim)
@@ -271,8 +281,10 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     raw = np.concatenate([bank.embeddings, pool.targets]) if use_pool else bank.embeddings
     targets = l2_normalize_forward(raw)[0] if feature_norm == "l2" else raw      # (n+m, Dt)
     adapted = method is not None and method.reads == "adapter"
-    # the adapter's least-squares start: on the regressed faces, or (fsim, crd) on every face
-    fit_w = w_all if regress else np.ones(n, np.float32) if adapted else None
+    # the adapter's least-squares start: on the regressed faces, or (fsim, crd) on the
+    # faces of the method's term (every face; selective-m: the selected ones)
+    fit_w = w_all if regress else (w if faces is not None else np.ones(n, np.float32)) \
+        if adapted else None
     if fit_w is not None and adapter_init == "lstsq" and not resume:
         resid = init_adapter_lstsq(wrapper, images, targets, fit_w)
         wrapper.train()
@@ -281,7 +293,8 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
                           kd_weight if variant == "kd" else 0.0, feature_norm=feature_norm,
                           mu_schedule=mu_schedule, total_steps=train.epochs * steps,
                           pool_targets=pool.targets if use_pool else None,
-                          method=method, method_weight=distill.weight, seed=train.seed)
+                          method=method, method_weight=distill.weight, seed=train.seed,
+                          method_faces=faces)
     done = _checkpoint_epoch(out_dir) if resume and out_dir is not None else 0
     step_fn.step = done * steps
     init_reg = None
@@ -297,6 +310,7 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
            if regress else "")
         + (f", KD T={T:g} weight {kd_weight:g}" if variant == "kd" else "")
         + (f", {method.name} weight {distill.weight:g}" + (f" (T={T:g})" if reads_logits else "")
+           + (f" on {int(faces.sum())}/{n} selected faces" if faces is not None else "")
            + (f", adapter {adapter_init}" if adapted else "")
            + (f" (residual {resid:.3f})" if adapted and resid is not None else "")
            if method is not None else ""))
@@ -320,7 +334,7 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
     metrics.update(
         variant=variant, mu=float(mu) if regress else None, T=float(T) if variant == "kd" else None,
         kd_weight=float(kd_weight) if variant == "kd" else None,
-        ratio=float(ratio) if variant in ("random", "selective") else None,
+        ratio=float(ratio) if distill.needs_selection else None,
         regressed_faces=int((w > 0).sum()) if regress else 0, faces=n,
         unlabelled_faces=m, faces_per_epoch=n + m, steps_per_epoch=steps,
         pool=dict(pool.record(), used=use_pool) if pool is not None and pool.n else None,
@@ -333,6 +347,7 @@ def finetune(student, split, bank, weights, distill, train, *, selection=None, o
         seconds=seconds, config=train.to_dict())
     if method is not None:
         metrics.update(method=method.name, method_weight=distill.weight,
+                       method_faces=int(faces.sum()) if faces is not None else n,
                        method_reads=method.reads, T=float(T) if reads_logits else None,
                        adapter_init=adapter_init if adapted else None,
                        final_method_loss=history[-1].get("method") if history else None)

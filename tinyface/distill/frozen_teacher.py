@@ -4,6 +4,7 @@
     ft.key                   # what its rows and its bank depend on
     rows = ft.rows(pairs)    # the ablation's two teacher rows
     bank = ft.bank("runs/abl/bank.npz")   # descriptors + out-of-fold logits
+    ft = FrozenTeacher(..., attention_size=(4, 4))  # + attention rows (variant ``at``)
     ft.model                 # the FaceNet: backbone as loaded, classifier = the fitted head
 
 Our own teacher is trained on the target faces; a pretrained one (``tinyface.models.
@@ -29,7 +30,16 @@ Faces it sees:
   Euclidean distance dlib uses, is recorded next to it).
 
 Faces stay uint8 until a batch is converted. Descriptors are cached per face set in
-``out/teacher-descriptors/NAME.npz`` under the backbone's sha256 and the faces' bytes.
+``out/teacher-descriptors/NAME.npz`` under the backbone's sha256 and the faces' bytes
+(``distill.descriptor_cache``).
+
+Attention rows (variant ``at``). With ``attention_size=(h, w)``, the student's pre-pool
+map size, the bank also holds ``attention`` (N, h*w): ``kd_maps.teacher_attention`` of
+the network's map before its global average pool (dlib's ResNet at 150 px: its last
+residual block's output, (256, 2, 2)), of the tuned network when a tail is tuned,
+computed in the same forward pass as the HR training descriptors and cached next to
+them (``teacher-descriptors/train-hr-attention.npz``); the bank's key then ends in
+``-atHxW``. Without it nothing is computed, and the files and keys are what they were.
 
 The head and the logits. The bank's embeddings are the raw descriptors (the
 regression targets); its logits are the head's **out-of-fold** logits (5 folds): KD
@@ -53,12 +63,14 @@ from tinyface.atomic import json_default, savez_atomic
 from tinyface.cache import fingerprint, signature
 from tinyface.data import load_dataset
 from tinyface.distill.bank import FeatureBank, pooled_index, standardise_pooled
+from tinyface.distill.descriptor_cache import (cached_attention, cached_descriptors,
+                                               faces_fingerprint)
 from tinyface.distill.softmax_head import HeadFit, SoftmaxHead, fit_teacher_head
 from tinyface.data.split import split_of
 from tinyface.distill.teacher_tuning import tune_teacher_tail
 from tinyface.eval import topk_accuracy
 from tinyface.eval.disjoint import verify_embeddings
-from tinyface.models.pretrained import PRETRAINED, embed_faces, load_pretrained, resize_faces
+from tinyface.models.pretrained import PRETRAINED, load_pretrained, resize_faces
 
 __all__ = ["FrozenTeacher", "pretrained_name", "check_teacher_options", "backbone_sha256",
            "faces_fingerprint", "source_faces", "head_signature"]
@@ -99,11 +111,6 @@ def backbone_sha256(model):
                          if not name.startswith("classifier.")))
 
 
-def faces_fingerprint(*arrays):
-    """The arrays' fingerprint (``tinyface.cache.fingerprint``), 20 hex digits."""
-    return fingerprint(*arrays, length=20)
-
-
 def head_signature(settings, seed):
     return {"form": "softmax on L2-normalised descriptors", "seed": int(seed),
             "penalties": [float(p) for p in settings.head_penalties],
@@ -142,38 +149,15 @@ def source_faces(split, data, size, data_root=None, cache_dir=None, pairs=None):
     return ds.images[train_rows], ds.images[test_rows]
 
 
-def cached_descriptors(model, model_key, faces, path, say, what, through=None):
-    """``embed_faces(model, faces, through=through)``, cached in ``path`` under the model
-    and the faces. Returns ``(descriptors (N, D) float32, seconds spent embedding or None
-    if cached)``; with ``through`` the activations there, flattened to (N, D)."""
-    path = Path(path)
-    key = f"{model_key}-{faces_fingerprint(faces)}"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as d:
-                if str(d["key"][()]) == key and d["descriptors"].shape[0] == len(faces):
-                    say(f"teacher: loaded the descriptors of the {what} from {path}")
-                    return d["descriptors"], None
-        except Exception as exc:           # unreadable: computed again
-            say(f"teacher: ignoring {path} ({type(exc).__name__}: {exc})")
-    t0 = time.perf_counter()
-    say(f"teacher: descriptors of the {what}: {len(faces)} faces of {faces.shape[-1]}px")
-    desc = embed_faces(model, faces, batch_size=64, log=say, through=through)
-    desc = desc.reshape(len(faces), -1)                                  # (N, D)
-    sec = time.perf_counter() - t0
-    say(f"teacher: {len(faces)} descriptors in {sec:.0f} s ({len(faces) / max(sec, 1e-9):.0f} "
-        f"faces/s)")
-    savez_atomic(path, {"descriptors": desc, "key": np.array(key)})
-    return desc, sec
-
-
 class FrozenTeacher:
     """The pretrained teacher of the ablation (module docstring). Everything past the
     backbone is made on first use: HR source faces, descriptors, the head."""
 
     def __init__(self, name, split, settings, out, weights=None, data=None, data_root=None,
-                 cache_dir=None, log=None):
+                 cache_dir=None, log=None, attention_size=None):
         self.say = log or (lambda msg: None)
+        self.attention_size = (None if attention_size is None
+                               else tuple(int(v) for v in attention_size))
         self.name, self.split, self.settings = name, split, settings
         self.out, self.data = Path(out), data or split.meta.get("data", "synthetic")
         self.data_root, self.cache_dir = data_root, cache_dir
@@ -183,7 +167,7 @@ class FrozenTeacher:
         self.model.eval()
         self.size = (0 if self.data == "synthetic" or settings.pretrained_hr_size == split.hr_size
                      else int(settings.pretrained_hr_size))
-        self._hr, self.tuning = None, None
+        self._hr, self.tuning, self._attention = None, None, None
         if settings.teacher_tune_blocks:
             self._tune()
         self.sha256 = backbone_sha256(self.model)
@@ -237,8 +221,17 @@ class FrozenTeacher:
 
     def descriptors(self, what, faces, layer="embedding"):
         """The descriptors of the face set ``what`` (``FACE_SETS``), cached; with
-        ``layer="pooled"`` the globally pooled features the embedding layer takes in."""
+        ``layer="pooled"`` the globally pooled features the embedding layer takes in.
+        The HR training descriptors come with their attention rows when the teacher has
+        an ``attention_size`` (one pass; ``attention``)."""
         through, name, key = None, what, self.model_key
+        if what == "train-hr" and layer == "embedding" and self.attention_size:
+            d, self._attention, sec = cached_attention(
+                self.model, key, faces, self.out / "teacher-descriptors" / f"{name}.npz",
+                self.say, FACE_SETS[what], self.attention_size)
+            if sec is not None:
+                self.seconds[name] = sec
+            return d
         if layer == "pooled":
             through, name = pooled_index(self.model) + 1, f"{what}-pooled"
             key = f"{self.model_key}-pooled"
@@ -248,6 +241,16 @@ class FrozenTeacher:
         if sec is not None:
             self.seconds[name] = sec
         return d
+
+    def attention(self):
+        """(N, h*w) float32: the attention rows of the HR training faces (module
+        docstring), made with their descriptors on first use."""
+        if self.attention_size is None:
+            raise ValueError("the frozen teacher was made without attention_size; give "
+                             "FrozenTeacher(..., attention_size=(h, w)) for variant 'at'")
+        if self._attention is None:
+            self.descriptors("train-hr", self.hr_faces()[0])
+        return self._attention
 
     def hr_faces(self):
         """(train, test) HR faces as the teacher sees them (uint8, before the resize)."""
@@ -332,9 +335,12 @@ class FrozenTeacher:
         return rows
 
     def bank(self, cache_path=None):
-        """The ``FeatureBank`` of the training faces: descriptors and out-of-fold logits."""
-        key = f"{self.name}-{self.key}" + ("" if self.settings.teacher_layer == "embedding"
-                                           else f"-{self.settings.teacher_layer}")
+        """The ``FeatureBank`` of the training faces: descriptors and out-of-fold logits
+        (and the attention rows with ``attention_size``)."""
+        size = self.attention_size
+        key = (f"{self.name}-{self.key}" + ("" if self.settings.teacher_layer == "embedding"
+                                            else f"-{self.settings.teacher_layer}")
+               + ("" if size is None else "-at{}x{}".format(*size)))
         n = len(self.split.y_train)
         if cache_path is not None and Path(cache_path).is_file():
             try:
@@ -342,11 +348,14 @@ class FrozenTeacher:
             except ValueError as exc:
                 self.say(f"feature bank: ignoring {cache_path} ({exc})")
             else:
-                if bank.meta.get("key") == key and bank.n == n:
+                if bank.meta.get("key") == key and bank.n == n and (
+                        size is None or (bank.attention is not None
+                                         and bank.attention.shape[1] == size[0] * size[1])):
                     self.say(f"feature bank: loaded {cache_path} ({bank.n} x {bank.dim}, key {key})")
                     return bank
                 self.say(f"feature bank: {cache_path} belongs to another teacher or other "
                          f"faces; making it again")
+        attention = None if size is None else self.attention()     # (N, h*w), first: one pass
         fit = self.fit()
         layer = self.settings.teacher_layer
         targets = self._train                                 # (N, D) descriptors
@@ -361,7 +370,10 @@ class FrozenTeacher:
                 "embedding_norm_mean": float(norms.mean()), "embedding_norm_std": float(norms.std()),
                 "head": {k: fit.record[k] for k in ("penalty", "oof_top1",
                                                      "oof_confidence_below_half")}}
-        bank = FeatureBank(targets, fit.oof_logits, meta).check(n, num_classes=self.split.num_classes)
+        if size is not None:
+            meta["attention_size"] = list(size)
+        bank = FeatureBank(targets, fit.oof_logits, meta, attention).check(
+            n, num_classes=self.split.num_classes)
         if cache_path is not None:
             bank.save(cache_path)
             self.say(f"feature bank: wrote {cache_path}")

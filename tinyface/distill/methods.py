@@ -20,9 +20,20 @@ reads on the student side (``Method.reads``):
   attention rows ``FeatureBank.attention`` (b, H*W) (AT); the gradient goes back into
   the map (``backward_both(..., dmap)``).
 
-``per_face``: the loss is a mean of per-face terms (FSIM, CRD, DKD), so it could be
-restricted to selected faces by weights; SP, RKD and PKT are batch relations (AT is per
-face too, but is run, like the others, on every labelled face).
+``per_face``: the loss is a mean of per-face terms (FSIM, CRD, DKD, AT); SP, RKD and PKT
+are batch relations. Each per-face method m has a second variant, ``selective-m``
+(``SELECTIVE_METHOD_VARIANTS``: ``selective-fsim``, ``selective-crd``, ``selective-dkd``,
+``selective-at``), the paper's selection applied to that method instead of to feature
+regression::
+
+    L = CE(student(x_LR), y) + method_weight * mean_{i in S} loss_m,i
+
+where S is the batch's labelled faces that the selection keeps (the same selection, ratio
+and informativeness as variant ``selective``: ``make_weights("selective", ...) > 0``); a
+batch with none of them has no method term, and CE stays on every labelled face. There is
+no feature regression. Its weight is m's (one weight per method), and its row is
+``student + selective M`` (``variant_row_name``). ``variant_method`` gives a variant's
+``Method`` (m for ``selective-m``), ``is_selective_method`` whether it is one of these.
 
 Default weights (``Method.default_weight``, used when ``DistillConfig.method_weight`` is
 None), with where each comes from (``Method.weight_source``):
@@ -51,14 +62,19 @@ Attention transfer's matching stage (Zagoruyko & Komodakis, ICLR 2017). Each net
 last spatial map, just before its global average pool: the teacher's is the input of the
 ``GlobalAvgPool2d`` of ``teacher.features`` (``bank.pooled_index``), the student's the
 input of its own (``FaceNet.pool_index``; shape ``FaceNet.map_shape``). The teacher's
-side is computed once, in the bank (``extract_bank(..., attention_size=(H, W))``): its
+side is computed once, in the bank: ``extract_bank(..., attention_size=(H, W))`` for our
+own teacher, ``FrozenTeacher(..., attention_size=(H, W))`` for the pretrained one (in the
+same forward pass as its descriptors, of the tuned network when a tail is tuned). Its
 attention ``q_t = vec(mean_c t**2)`` (N, H'*W') is average-pooled to the student's H x W
 and L2-normalised (``kd_maps.teacher_attention``). When H' = k H and W' = k W the pool
-is the k x k mean; otherwise (e.g. dlib's ResNet) it is adaptive: on each axis student
-cell i covers teacher cells [i r, (i+1) r), r = H' / H, and averages the teacher cells
-weighted by their overlap, ``P[i, j] = |[i r, (i+1) r) & [j, j+1)| / r``, the 2-d pool
-being ``P_h q_t P_w^T`` (``kd_maps.adaptive_pool_matrix``; for an integer r = k,
-``P[i, j] = 1/k`` on the k cells of the window). The student side is
+is the k x k mean; otherwise it is adaptive: on each axis student cell i covers teacher
+cells [i r, (i+1) r), r = H' / H, and averages the teacher cells weighted by their
+overlap, ``P[i, j] = |[i r, (i+1) r) & [j, j+1)| / r``, the 2-d pool being
+``P_h q_t P_w^T`` (``kd_maps.adaptive_pool_matrix``; for an integer r = k,
+``P[i, j] = 1/k`` on the k cells of the window). dlib's ResNet at 150 px ends on a
+2 x 2 map, smaller than the 16 px student's 4 x 4: r = 1/2, and each student cell takes
+the one teacher cell it lies in (``P[i, j] = 1``), so its rows hold 4 distinct values
+in 16 positions. The student side is
 ``a_s = vec(mean_c f_s**2) / ||.||`` (``attention_map_forward``) and the term
 ``mean_{n, p} (a_s - a_t)**2``, with its gradient through ``attention_map_backward``
 into fmap. The channel counts may differ; nothing is learnt for the match and nothing
@@ -81,7 +97,9 @@ from tinyface.reference.kd_maps import attention_rows_loss, fsim_loss, sp_loss
 from tinyface.reference.kd_relations import crd_loss, pkt_loss
 
 __all__ = ["Method", "MethodInputs", "METHODS", "METHOD_VARIANTS", "READS",
-           "CRD_NEGATIVES", "CRD_TAU", "crd_negatives"]
+           "CRD_NEGATIVES", "CRD_TAU", "crd_negatives", "SELECTIVE_PREFIX",
+           "SELECTIVE_METHOD_VARIANTS", "PER_FACE_METHODS", "variant_method",
+           "is_selective_method", "variant_row_name"]
 
 READS = ("embedding", "adapter", "logits", "map")
 CRD_NEGATIVES = 16          # K = min(16, N - 1) negatives per face
@@ -166,7 +184,8 @@ def _at(s, inputs):
     bank = inputs.bank
     if bank.attention is None:
         raise ValueError("variant 'at' needs the teacher's attention maps in the feature "
-                         "bank: extract_bank(..., attention_size=(H, W))")
+                         "bank: extract_bank(..., attention_size=(H, W)), or for the "
+                         "pretrained teacher FrozenTeacher(..., attention_size=(H, W))")
     return attention_rows_loss(s, bank.attention[inputs.rows])         # s: (l, C, H, W)
 
 
@@ -200,3 +219,31 @@ METHODS = {m.name: m for m in (
            "student + AT (Zagoruyko & Komodakis)", _at),
 )}
 METHOD_VARIANTS = tuple(METHODS)
+
+# ``selective-m``: a per-face method's term on the selected faces only (module docstring)
+SELECTIVE_PREFIX = "selective-"
+PER_FACE_METHODS = tuple(name for name, m in METHODS.items() if m.per_face)
+SELECTIVE_METHOD_VARIANTS = tuple(SELECTIVE_PREFIX + name for name in PER_FACE_METHODS)
+
+
+def is_selective_method(variant):
+    """Whether ``variant`` is a ``selective-m`` variant (m a per-face method)."""
+    return variant in SELECTIVE_METHOD_VARIANTS
+
+
+def variant_method(variant):
+    """The ``Method`` a variant runs: m for ``m`` and ``selective-m``; None otherwise."""
+    if is_selective_method(variant):
+        return METHODS[variant[len(SELECTIVE_PREFIX):]]
+    return METHODS.get(variant)
+
+
+def variant_row_name(variant):
+    """A method variant's row in the ablation's report: m's own (``Method.row_name``), or
+    ``student + selective M`` for ``selective-m``."""
+    method = variant_method(variant)
+    if method is None:
+        raise ValueError(f"{variant!r} is not a method variant")
+    if is_selective_method(variant):
+        return f"student + selective {method.name.upper()}"
+    return method.row_name

@@ -15,11 +15,12 @@ import math
 
 import numpy as np
 
-from tinyface.backend import ops
+from tinyface.backend import get_backend, ops
 from tinyface.distill.bank import FeatureBank
 from tinyface.distill.config import (DistillConfig, check_feature_norm, check_mu_schedule,
                                      check_temperature, check_weight)
 from tinyface.distill.methods import METHODS, Method, MethodInputs
+from tinyface.distill.methods_cuda import cuda_method_term
 from tinyface.losses import (distillation_loss, feature_regression_loss,
                              softmax_cross_entropy_loss)
 from tinyface.reference.normalize import l2_normalize_forward
@@ -28,6 +29,20 @@ from tinyface.train import host_array, input_batch
 __all__ = ["DistillStep"]
 
 # ---------------------------------------------------------------------- step
+def _method_faces(faces, method, n):
+    """``method_faces`` checked: None, or an (n,) bool mask for a per-face method."""
+    if faces is None:
+        return None
+    if method is None or not method.per_face:
+        raise ValueError("method_faces restricts a per-face method's term; "
+                         f"{'no method' if method is None else repr(method.name)} is not one")
+    faces = np.asarray(faces)
+    if faces.shape != (n,) or not np.isin(faces, (0, 1)).all():
+        raise ValueError(f"method_faces must be an ({n},) bool mask, got {faces.dtype} "
+                         f"{faces.shape}")
+    return faces.astype(bool)
+
+
 def _mu_factor(schedule, step, total):
     if schedule == "constant" or total is None or total <= 1:
         return 1.0
@@ -61,12 +76,15 @@ class DistillStep:
     the student then runs ``forward_both(x, keep_map=True)`` and the map's gradient goes
     in through ``backward_both(..., dmap)``) (``Method.reads``). Then ``parts`` holds
     ``(ce, kd, reg, method)``. seed: with the step count, seeds the method's draws (CRD).
+    method_faces: None (the term on every labelled face), or an (N,) bool mask of the
+    labelled faces a per-face method's term is taken on (``selective-m``: the selected
+    faces; ``method_rows``); a batch with none of them has no method term.
     """
 
     def __init__(self, bank, weights, mu=DistillConfig.mu, T=DistillConfig.T, kd_weight=0.0, *,
                  feature_norm=DistillConfig.feature_norm, mu_schedule=DistillConfig.mu_schedule,
                  total_steps=None, pool_targets=None, method=None, method_weight=None,
-                 seed=0):
+                 seed=0, method_faces=None):
         if not isinstance(bank, FeatureBank):
             raise TypeError(f"bank must be a FeatureBank, got {type(bank).__name__}")
         check_feature_norm(feature_norm)
@@ -114,6 +132,7 @@ class DistillStep:
                 raise ValueError(f"method {self.method.name!r} needs the teacher's attention "
                                  f"maps in the feature bank: extract_bank(..., "
                                  f"attention_size=(H, W)) with the student's map size")
+        self.method_faces = _method_faces(method_faces, self.method, bank.n)
         self.seed = int(seed)
         self.step = 0
         self.parts = []
@@ -164,13 +183,23 @@ class DistillStep:
         dlogits[rows] = dz
         return ce, kd, input_batch(dlogits)
 
+    def method_rows(self, idx):
+        """The batch positions (l,) the method's term is taken on: its labelled rows,
+        those of ``method_faces`` only when it is given."""
+        lab = idx < self.n_labelled                                     # (b,) bool
+        if self.method_faces is not None:
+            lab[lab] = self.method_faces[idx[lab]]
+        return np.flatnonzero(lab)
+
     def method_term(self, model, emb, logits, idx, labels, fmap=None):
         """``(loss, demb, dlogits, dmap)`` of the method's term on the batch's labelled
         rows: the weighted gradient of what the method reads (``Method.reads``), demb
         (b, Ds), dlogits (b, K) or dmap (b, C, H, W), the other two None; unlabelled rows
         get 0. fmap: the student's pre-pool map, for a method reading the map.
-        No labelled row: (None, None, None, None)."""
-        rows = np.flatnonzero(idx < self.n_labelled)                    # (l,)
+        No labelled row: (None, None, None, None). Under the CUDA backend the term is the
+        method's GPU loss (``methods_cuda.cuda_method_term``): the side stays on the GPU
+        and the gradient is a DeviceTensor; otherwise ``Method.loss`` on the host."""
+        rows = self.method_rows(idx)                                    # (l,)
         if len(rows) == 0:
             return None, None, None, None
         reads, wt = self.method.reads, self.method_weight
@@ -180,13 +209,16 @@ class DistillStep:
             side = fmap                                                 # (b, C, H, W)
         else:
             side = emb if reads == "embedding" else logits              # (b, Ds) | (b, K)
-        host = np.asarray(host_array(side), np.float32)
         inputs = MethodInputs(rows=idx[rows], labels=np.asarray(labels)[rows],
                               bank=self.bank, T=self.T, seed=self.seed, step=self.step)
-        loss, ds = self.method.loss(np.ascontiguousarray(host[rows]), inputs)
-        grad = np.zeros(host.shape, np.float32)                         # (b, D) | (b, C, H, W)
-        grad[rows] = wt * np.asarray(ds, np.float64)
-        grad = input_batch(grad)
+        if get_backend() == "cuda":       # the GPU's loss: the side and its gradient stay there
+            loss, grad = cuda_method_term(self.method, side, rows, inputs, wt)
+        else:
+            host = np.asarray(host_array(side), np.float32)
+            loss, ds = self.method.loss(np.ascontiguousarray(host[rows]), inputs)
+            grad = np.zeros(host.shape, np.float32)                     # (b, D) | (b, C, H, W)
+            grad[rows] = wt * np.asarray(ds, np.float64)
+            grad = input_batch(grad)
         if reads == "logits":
             return loss, None, grad, None
         if reads == "map":

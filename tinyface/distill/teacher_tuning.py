@@ -9,7 +9,7 @@ and its embedding layer to the target training faces, keeping the trunk frozen.
 Recipe (``TailTuning``):
 
 1. The frozen trunk's activations entering the tail are computed once (``embed_faces``
-   with ``through``): (N, 256, 5, 5) for dlib's ResNet with one tuned block.
+   with ``through``): (N, 256, 4, 4) for dlib's ResNet with one tuned block.
    ``inputs="hr+lr"`` adds the same faces degraded to LR and upsampled back, so that
    the tail also learns to recognise LR faces ("towards LR").
 2. The tail (those blocks, the global pool and the bias-free embedding ``Linear``) is

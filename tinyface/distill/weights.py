@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyface.distill.bank import FeatureBank
-from tinyface.distill.config import DistillConfig, check_ratio, check_variant
+from tinyface.distill.config import REGRESSION_VARIANTS, DistillConfig, check_ratio, check_variant
 from tinyface.select import select, target_counts
 
 __all__ = ["make_weights"]
@@ -43,7 +43,9 @@ def make_weights(variant, bank, labels, ratio=DistillConfig.ratio, seed=0, selec
                  per_identity=DistillConfig.per_identity, select_kwargs=None, log=None):
     """Per-face regression weights ``(N,) float32`` for ``variant``.
 
-    none, kd: zeros (no regression); full: ones; selective: the selection mask
+    none, kd and the method variants (``selective-m`` too): zeros (no regression; a
+    ``selective-m`` run takes its faces from ``make_weights("selective", ...) > 0``);
+    full: ones; selective: the selection mask
     (``selection``: a ``SelectionResult`` or an (N,) bool mask; None: run
     ``tinyface.select.select(bank.embeddings, labels, bank.logits, ratio,
     per_identity=per_identity, seed=seed, **select_kwargs)``); random: a random subset
@@ -62,7 +64,7 @@ def make_weights(variant, bank, labels, ratio=DistillConfig.ratio, seed=0, selec
     n = len(labels)
     if isinstance(bank, FeatureBank):
         bank.check(n)
-    if variant in ("none", "kd"):
+    if variant not in REGRESSION_VARIANTS:
         return np.zeros(n, np.float32)
     if variant == "full":
         return np.ones(n, np.float32)

@@ -17,7 +17,8 @@ only what is missing):
    back, and identity-disjoint verification (``tinyface.eval.disjoint``), cached
    in ``out/teacher_eval.json`` under the teacher's fingerprint.
 3. the feature bank of the HR training faces (``out/bank.npz``; ``out/bank-pooled.npz``
-   with ``teacher_layer="pooled"``), with the teacher's attention maps for ``at``.
+   with ``teacher_layer="pooled"``), with the teacher's attention maps for ``at`` (ours
+   or the pretrained one's, ``tinyface.distill.frozen_teacher``).
 4. the selection for each ratio (``out/selection/ratio-R.npz``).
 5. per seed S: the student from scratch (``out/scratch-seedS``, ``train_stream``), then
    each variant fine-tuned from it (``out/seedS/VARIANT``; ``finetune``).
@@ -47,12 +48,11 @@ from pathlib import Path
 
 from tinyface.atomic import write_json
 from tinyface.checkpoint import load_model
-from tinyface.distill.bank import bank_key, extract_bank, layer_dim
+from tinyface.distill.bank import bank_key, extract_bank, layer_dim, map_attention_size
 from tinyface.distill.cross_resolution import cross_resolution_run
 from tinyface.distill.finetune import REGRESSION_VARIANTS as REGRESSION
 from tinyface.distill.finetune import finetune
 from tinyface.distill.frozen_teacher import FrozenTeacher, check_teacher_options, source_faces
-from tinyface.distill.methods import METHODS
 from tinyface.distill.label_free import ablation_pool
 from tinyface.eval import evaluate_identification
 from tinyface.eval.disjoint import disjoint_pairs, verify_disjoint
@@ -61,11 +61,10 @@ from tinyface.experiments.report import (ROW_NAMES, TEACHER_ROWS, UNLABELLED, me
                                          rows_table, scores_text, sizes_record, write_report)
 from tinyface.experiments.selection_cache import AblationSelections, cached_selection
 from tinyface.experiments.settings import (DEFAULT_RATIOS, INFORMATIVENESS, AblationSettings,
-                                           run_signature)
+                                           needs_selection, run_signature)
 from tinyface.experiments.streams import train_stream
 from tinyface.experiments.trained_teacher import evaluate_teacher, load_teacher, ver_summary
-from tinyface.models import build_model, spec_by_name
-from tinyface.models.facenet import feature_map_shape
+from tinyface.models import build_model
 from tinyface.train import ResumeMismatchError
 
 __all__ = ["AblationSettings", "run_ablation", "ROW_NAMES", "TEACHER_ROWS", "load_teacher",
@@ -127,7 +126,7 @@ def _variant_run(student, split, bank, variant, settings, seed, ratio, selection
 
 
 def _rtext(variant, ratio):
-    return f", ratio {ratio:g}" if variant in ("random", "selective") else ""
+    return f", ratio {ratio:g}" if needs_selection(variant) else ""
 
 
 # -------------------------------------------------------------------- runner
@@ -199,10 +198,12 @@ class _Timings(dict):
 # ------------------------------------------------------------- phases 1-4
 def _teacher(split, settings, out, pretrained, teacher_path, teacher_weights, where, say):
     """Phase 1: ``(teacher FaceNet, FrozenTeacher or None)``: a pretrained teacher with
-    its head, or ours, loaded, resumed or trained at ``teacher_path``."""
+    its head (and, for ``at``, the attention rows of its pre-pool map), or ours, loaded,
+    resumed or trained at ``teacher_path``."""
     if pretrained:
         frozen = FrozenTeacher(pretrained, split, settings, out, weights=teacher_weights,
-                               log=say, **where)
+                               log=say, **where,
+                               attention_size=map_attention_size(settings.variants, split))
         return frozen.model, frozen
     return load_teacher(split, settings, teacher_path or out / "teacher", say), None
 
@@ -242,18 +243,11 @@ def _bank(teacher, frozen, split, settings, out, pairs, eval_pairs, where, say):
     and the teacher's HR descriptors of the verification pairs."""
     layer = settings.teacher_layer
     bank_file = "bank.npz" if layer == "embedding" else f"bank-{layer}.npz"
-    at = [v for v in settings.variants if v in METHODS and METHODS[v].reads == "map"]
-    if frozen and at:
-        raise ValueError(f"variant {at[0]!r} needs the teacher's feature maps; the pretrained "
-                         f"teacher's bank holds its descriptors only")
-    if frozen:                    # descriptors and out-of-fold head logits
+    if frozen:                    # descriptors, out-of-fold head logits (attention rows)
         bank = frozen.bank(out / bank_file)
     else:
-        spec = dict(spec_by_name("student", num_classes=split.num_classes),
-                    input_size=split.lr_size)     # the scratch students' pre-pool map size
-        size = {"attention_size": feature_map_shape(spec)[1:]} if at else {}
         bank = extract_bank(teacher, split.hr_train, cache_path=out / bank_file, log=say,
-                            layer=layer, **size)
+                            layer=layer, attention_size=map_attention_size(settings.variants, split))
     bank.check(len(split.y_train), dim=layer_dim(teacher, layer), num_classes=split.num_classes)
     pool = None
     if settings.label_free and where["data"] == "synthetic":
@@ -278,7 +272,7 @@ def _bank(teacher, frozen, split, settings, out, pairs, eval_pairs, where, say):
 
 
 def _needs_selection(settings):
-    return any(v in ("random", "selective") for v in settings.variants)
+    return any(needs_selection(v) for v in settings.variants)     # selective-m too
 
 
 def _selection_ratios(settings):
@@ -325,7 +319,7 @@ class _Runs:
 
     def variant(self, variant, seed, ratio, unlabelled=None):
         """The scores of one fine-tuning run (made on first use)."""
-        selects = variant in ("random", "selective")
+        selects = needs_selection(variant)        # random, selective, selective-m
         row = variant + (UNLABELLED if unlabelled is not None else "")
         key = (row, seed, ratio if selects else None)
         if key in self.scores:
@@ -355,7 +349,7 @@ class _Runs:
 # what a row keeps of a fine-tuning run's metrics
 RUN_RECORD = ("unlabelled_faces", "regressed_faces", "initial_regression_loss",
               "final_regression_loss", "seconds", "student_parameters", "student_bytes",
-              "adapter_parameters")
+              "adapter_parameters", "method_faces")
 
 
 def _ratio_curve(runs, settings):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyface.distill.config import SELECTION_VARIANTS
 from tinyface.distill.finetune import VARIANTS
-from tinyface.distill.methods import METHODS
+from tinyface.distill.methods import METHOD_VARIANTS, SELECTIVE_METHOD_VARIANTS, variant_row_name
 from tinyface.eval import plots
 from tinyface.experiments.figures import plot_graph, plot_ratio_curve, plot_selection_montage
 
@@ -16,7 +17,8 @@ ROW_NAMES = {"scratch": "student from scratch", "none": "student + CE fine-tunin
 UNLABELLED = "+unlabelled"
 ROW_NAMES.update({v + UNLABELLED: f"student + {v} + unlabelled faces"
                   for v in ("full", "random", "selective")})
-ROW_NAMES.update({name: m.row_name for name, m in METHODS.items()})
+# the other methods, then selective-m's ("student + selective FSIM", ...)
+ROW_NAMES.update({v: variant_row_name(v) for v in METHOD_VARIANTS + SELECTIVE_METHOD_VARIANTS})
 
 def mean_std(values):
     """``(mean, sample std)`` of a list (std 0 for a single value)."""
@@ -48,10 +50,9 @@ def rows_table(teacher_rows, runs, settings, split):
     rows_of = (("scratch",) + tuple(v for v in VARIANTS if v in settings.variants)
                + tuple(v + UNLABELLED for v in settings.label_free))
     for variant in rows_of:
-        if (variant, settings.seed_list[0], settings.ratio if variant.split("+")[0] in
-                ("random", "selective") else None) not in runs:
+        ratio = settings.ratio if variant.split("+")[0] in SELECTION_VARIANTS else None
+        if (variant, settings.seed_list[0], ratio) not in runs:
             continue                                   # label-free rows without a pool
-        ratio = (settings.ratio if variant.split("+")[0] in ("random", "selective") else None)
         rs = [runs[(variant, s, ratio)] for s in settings.seed_list]
         top1 = [r["top1"] for r in rs]
         m, sd = mean_std(top1)
@@ -156,6 +157,10 @@ def write_report(results, out, split, bank, selection, curve, runs, say):
              f"adapter {s['adapter_init']}; KD: T {s['T']:g}, weight {s['kd_weight']:g}; "
              f"selection ratio {s['ratio']:g} ({'per identity' if s['per_identity'] else 'global'}, "
              f"k {s['k']}, alpha {s['alpha']:g}); random: a random subset of the same size.", "",
+             *(["Selective methods (student + selective M): the method's term on the "
+                "selected faces only (the selection above), at the method's weight, CE on "
+                "every face, no regression.", ""]
+               if any(v in SELECTIVE_METHOD_VARIANTS for v in s["variants"]) else []),
              f"Deployed student: {sizes['student_parameters']:,} parameters "
              f"({sizes['student_bytes']:,} bytes); the adapter "
              f"({sizes['adapter_parameters'] or 0:,} parameters) is used in training only. "

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from tinyface.distill.bank import BANK_LAYERS
 from tinyface.distill.label_free import pool_signature
 from tinyface.distill.config import (ADAPTER_INITS, BASE_VARIANTS, FEATURE_NORMS,
-                                     METHOD_VARIANTS, MU_SCHEDULES, VARIANTS, DistillConfig,
-                                     check_ratio, check_weight)
-from tinyface.distill.methods import METHODS
+                                     METHOD_VARIANTS, MU_SCHEDULES, SELECTION_VARIANTS,
+                                     SELECTIVE_METHOD_VARIANTS, VARIANTS, DistillConfig,
+                                     check_ratio, check_variant, check_weight, needs_selection)
+from tinyface.distill.methods import METHODS, SELECTIVE_PREFIX, variant_method
 from tinyface.distill.finetune import DEFAULT_FINETUNE_LR
 from tinyface.distill.softmax_head import DEFAULT_PENALTIES
 from tinyface.distill.teacher_tuning import TUNE_INPUTS, TailTuning
@@ -25,7 +26,8 @@ from tinyface.option import option
 from tinyface.train.config import STREAM_MAX_SHIFT, TrainConfig
 
 __all__ = ["AblationSettings", "run_signature", "option", "DEFAULT_RATIOS", "INFORMATIVENESS",
-           "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS", "STARTS"]
+           "LABEL_FREE_VARIANTS", "LABEL_FREE_POOLS", "STARTS", "SELECTION_VARIANTS",
+           "needs_selection"]
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75, 1.0)
 LABEL_FREE_VARIANTS = ("full", "random", "selective")
@@ -34,6 +36,14 @@ LABEL_FREE_POOLS = ("disjoint", "all")
 # centre closeness), or the gap between the teacher and each seed's scratch student
 INFORMATIVENESS = ("teacher", "student-gap")
 STARTS = ("scratch", "random")
+
+
+def variant_item(name):
+    """One ``--variants`` item: ``name``, or the one-line error of an unknown
+    ``selective-M`` (M not a per-face method); other unknown names are the option's own."""
+    if name.startswith(SELECTIVE_PREFIX):
+        check_variant(name)
+    return name
 
 
 def method_weight_item(item):
@@ -50,6 +60,9 @@ def method_weight_item(item):
     else:
         name, weight = item
     name = str(name).strip()
+    if name in SELECTIVE_METHOD_VARIANTS:             # one weight per method
+        raise ValueError(f"{name!r} takes the weight of {variant_method(name).name}: give "
+                         f"{variant_method(name).name}=WEIGHT")
     if name not in METHODS:
         raise ValueError(f"{name!r} is not a method variant; choose from {', '.join(METHODS)}")
     return name, check_weight(f"the weight of {name}", weight)
@@ -85,16 +98,20 @@ class AblationSettings:
                               "to 1 px at 16 px); none by default, because at 16 px a "
                               "sub-pixel shift blurs the face")
     # the default: the five variants of the selective-distillation ablation; the other
-    # methods (distill.methods) run when named, on the CPU tier
+    # methods (distill.methods) and their selective-m versions run when named
     variants: tuple = option(BASE_VARIANTS, "comma-separated variants to run; also "
                              f"{', '.join(METHOD_VARIANTS)}: other distillation methods at "
-                             "their default weights (CPU tier only)", items=VARIANTS,
+                             "their default weights; and "
+                             f"{', '.join(SELECTIVE_METHOD_VARIANTS)}: a per-face method's "
+                             "term on the selected faces only (the selection of selective, "
+                             "the method's weight)", items=VARIANTS, item=variant_item,
                              item_name="variant")
     # the distillation settings' defaults are DistillConfig's (mu 3: see distill.config)
     mu: float = option(DistillConfig.mu, "weight of the feature regression")
     # a method variant's term weight (DistillConfig.method_weight); unnamed: its default
     method_weights: tuple = option((), "method variants' term weights, e.g. sp=1000,crd=0.4 "
-                                   "(unnamed: each method's default, distill.methods)",
+                                   "(unnamed: each method's default, distill.methods; "
+                                   "fsim=W also weighs selective-fsim)",
                                    item=method_weight_item, metavar="M=W,...")
     T: float = option(DistillConfig.T, "KD temperature")
     kd_weight: float = option(DistillConfig.kd_weight, "weight of the KD term")
@@ -256,7 +273,13 @@ class AblationSettings:
                              ratio=ratio, feature_norm=self.feature_norm,
                              adapter_init=self.adapter_init, mu_schedule=self.mu_schedule,
                              per_identity=self.per_identity,
-                             method_weight=dict(self.method_weights).get(variant))
+                             method_weight=self.method_weight(variant))
+
+    def method_weight(self, variant):
+        """The weight named for ``variant``'s method (m's for ``selective-m``: one weight
+        per method), or None (the method's default; a base variant)."""
+        method = variant_method(variant)
+        return None if method is None else dict(self.method_weights).get(method.name)
 
     def tail_tuning(self, seed, lr_size=16, lr_method="bicubic"):
         """The ``TailTuning`` these settings ask for (``ValueError`` on a bad one)."""
@@ -294,18 +317,19 @@ def run_signature(settings, split, bank, variant, seed, ratio, pool=None):
     if variant in ("full", "random", "selective"):
         sig.update(mu=settings.mu, mu_schedule=settings.mu_schedule,
                    feature_norm=settings.feature_norm, adapter_init=settings.adapter_init)
-    if variant in ("random", "selective"):
+    if needs_selection(variant):          # random, selective, selective-m
         sig.update(ratio=ratio, k=settings.k, alpha=settings.alpha,
                    per_identity=settings.per_identity)
-    method = METHODS.get(variant)
-    named = dict(settings.method_weights)
-    if variant in named:                  # unnamed: the default, and the old signature
-        sig.update(method_weight=named[variant])
+    method = variant_method(variant)      # m for m and selective-m
+    weight = settings.method_weight(variant)
+    if weight is not None:                # unnamed: the default, and the old signature
+        sig.update(method_weight=weight)
     if method is not None and method.reads == "logits":
         sig.update(T=settings.T)
     if method is not None and method.reads == "adapter":
         sig.update(feature_norm=settings.feature_norm, adapter_init=settings.adapter_init)
-    if variant == "selective" and settings.informativeness != "teacher":
+    if variant in ("selective",) + SELECTIVE_METHOD_VARIANTS \
+            and settings.informativeness != "teacher":
         sig.update(informativeness=settings.informativeness)
     label_free = pool_signature(pool, variant)
     if label_free:

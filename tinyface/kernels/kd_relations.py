@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from tinyface.kernels.threading import compile_pair, use_parallel
 from tinyface.reference.kd_relations import UNIT_EPS, check_pair, rkd_distance_loss
+from tinyface.reference.losses import check_nonnegative
 
 
 @njit(cache=True)
@@ -158,13 +159,6 @@ def rkd_angle_loss(es, et):
     return float(row_loss.sum()), de.astype(es.dtype)
 
 
-def _check_weight(name, w):
-    w = float(w)
-    if not (np.isfinite(w) and w >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {w}")
-    return w
-
-
 def rkd_loss(es, et, w_distance=25.0, w_angle=50.0):
     """RKD, ``w_distance * rkd_distance_loss + w_angle * rkd_angle_loss``.
 
@@ -172,8 +166,8 @@ def rkd_loss(es, et, w_distance=25.0, w_angle=50.0):
     (O(N**2 D)), the angle term this module's kernel. Returns ``(loss, des)``, des (N, Ds)
     in es's dtype, as the reference ``rkd_loss``.
     """
-    w_distance = _check_weight("w_distance", w_distance)
-    w_angle = _check_weight("w_angle", w_angle)
+    w_distance = check_nonnegative("w_distance", w_distance)
+    w_angle = check_nonnegative("w_angle", w_angle)
     ld, gd = rkd_distance_loss(es, et)
     la, ga = rkd_angle_loss(es, et)
     des = w_distance * gd.astype(np.float64) + w_angle * ga.astype(np.float64)

@@ -16,7 +16,8 @@ magnitude are safe.
 """
 import numpy as np
 
-from tinyface.reference.losses import check_labels, check_logits, check_temperature
+from tinyface.reference.losses import (check_labels, check_logits, check_nonnegative,
+                                       check_temperature)
 
 
 def _logsumexp(u):
@@ -43,6 +44,20 @@ def _decoupled(u, labels):
     return log_b, log_nb, log_q, other
 
 
+def check_dkd(shape, labels, alpha, beta, T):
+    """DKD's arguments past the logits, for the logits' shape (N, K), K >= 2 (every tier):
+    labels (N,) int in [0, K); alpha, beta finite >= 0; T > 0.
+    Returns ``(labels, alpha, beta, T)``: labels int64, the rest floats."""
+    N, K = shape
+    if K < 2:
+        raise ValueError(f"DKD needs K >= 2 classes (a target and a non-target), "
+                         f"got logits of shape {shape}")
+    labels = check_labels(labels, N, K)
+    T = check_temperature(T)
+    alpha, beta = check_nonnegative("alpha", alpha), check_nonnegative("beta", beta)
+    return labels, alpha, beta, T
+
+
 def dkd_loss(logits_s, logits_t, labels, alpha=1.0, beta=8.0, T=4.0):
     """DKD at temperature ``T`` (Zhao et al. 2022; defaults as in the paper's code).
 
@@ -64,16 +79,8 @@ def dkd_loss(logits_s, logits_t, labels, alpha=1.0, beta=8.0, T=4.0):
     t = check_logits(logits_t, "logits_t")
     if s.shape != t.shape:
         raise ValueError(f"logits_s and logits_t differ in shape: {s.shape} vs {t.shape}")
-    N, K = s.shape
-    if K < 2:
-        raise ValueError(f"DKD needs K >= 2 classes (a target and a non-target), "
-                         f"got logits of shape {s.shape}")
-    labels = check_labels(labels, N, K)
-    T = check_temperature(T)
-    alpha, beta = float(alpha), float(beta)
-    for name, w in (("alpha", alpha), ("beta", beta)):
-        if not (np.isfinite(w) and w >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {w}")
+    labels, alpha, beta, T = check_dkd(s.shape, labels, alpha, beta, T)
+    N = s.shape[0]
     if N == 0:
         return 0.0, np.zeros_like(s)
     rows = np.arange(N)

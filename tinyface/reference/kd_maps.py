@@ -24,7 +24,7 @@ like ``tinyface.reference.losses``. Norms are clamped at ``eps`` (as in
 """
 import numpy as np
 
-from tinyface.reference.losses import check_regression
+from tinyface.reference.losses import check_nonnegative, check_regression
 from tinyface.reference.normalize import (
     DEFAULT_EPS,
     l2_normalize_backward,
@@ -36,13 +36,6 @@ def _as_float(x):
     """``x`` as a float array (integers become float32)."""
     x = np.asarray(x)
     return x if x.dtype.kind == "f" else x.astype(np.float32)
-
-
-def check_beta(beta):
-    beta = float(beta)
-    if not beta >= 0 or not np.isfinite(beta):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-    return beta
 
 
 def pool_factor(s_shape, t_shape):
@@ -132,7 +125,7 @@ def at_loss(fs, ft, beta=1.0):
     """
     fs, ft = _as_float(fs), _as_float(ft)
     pool_factor(fs.shape, ft.shape)         # an integer factor, or ValueError naming both shapes
-    beta = check_beta(beta)
+    beta = check_nonnegative("beta", beta)
     N, _, H, W = fs.shape
     if N == 0:
         return 0.0, np.zeros_like(fs)

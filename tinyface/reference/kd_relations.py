@@ -19,7 +19,7 @@ Huber below is the smooth L1 loss with ``delta = 1``:
 """
 import numpy as np
 
-from tinyface.reference.losses import _log_softmax
+from tinyface.reference.losses import _log_softmax, check_nonnegative
 from tinyface.reference.normalize import (
     check_rows,
     l2_normalize_backward,
@@ -178,10 +178,8 @@ def rkd_loss(es, et, w_distance=25.0, w_angle=50.0):
     es: (N, Ds) float; et: (N, Dt) float. The default weights are the paper's (25 and 50,
     Park et al. 2019, metric learning experiments). Returns ``(loss, des)``.
     """
-    w_distance, w_angle = float(w_distance), float(w_angle)
-    for name, w in (("w_distance", w_distance), ("w_angle", w_angle)):
-        if not (np.isfinite(w) and w >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {w}")
+    w_distance = check_nonnegative("w_distance", w_distance)
+    w_angle = check_nonnegative("w_angle", w_angle)
     ld, gd = rkd_distance_loss(es, et)
     la, ga = rkd_angle_loss(es, et)
     des = w_distance * gd.astype(np.float64) + w_angle * ga.astype(np.float64)
@@ -222,9 +220,7 @@ def pkt_loss(es, et, eps=1e-7):
     Returns ``(loss, des)``, des (N, Ds) in es's dtype.
     """
     es, et = check_pair(es, et)
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+    eps = check_nonnegative("eps", eps)
     N = es.shape[0]
     if N == 0:
         return 0.0, np.zeros_like(es)
@@ -254,6 +250,20 @@ def _check_indices(idx, name, shape, M):
     return idx.astype(np.int64)
 
 
+def check_candidates(pos, neg, tau, N, M):
+    """CRD's rows of a bank of M rows for N faces (every tier): pos (N,) and neg (N, K),
+    K >= 1, ints in [0, M); tau > 0. Returns ``(pos, neg, tau)``: int64 rows, a float."""
+    neg = np.asarray(neg)
+    if neg.ndim != 2 or neg.shape[0] != N or neg.shape[1] < 1:
+        raise ValueError(f"neg must be (N, K) = ({N}, K) with K >= 1, got shape {neg.shape}")
+    pos = _check_indices(pos, "pos", (N,), M)
+    neg = _check_indices(neg, "neg", neg.shape, M)
+    tau = float(tau)
+    if not (np.isfinite(tau) and tau > 0):
+        raise ValueError(f"temperature tau must be a positive number, got {tau}")
+    return pos, neg, tau
+
+
 def crd_loss(es, bank, pos, neg, tau=0.07):
     """Contrastive distillation, InfoNCE against teacher embeddings (after Tian et al. 2020).
 
@@ -280,14 +290,7 @@ def crd_loss(es, bank, pos, neg, tau=0.07):
     M = bank.shape[0]
     if bank.shape[1] != D:
         raise ValueError(f"es and bank must share D, got shapes {es.shape} and {bank.shape}")
-    neg = np.asarray(neg)
-    if neg.ndim != 2 or neg.shape[0] != N or neg.shape[1] < 1:
-        raise ValueError(f"neg must be (N, K) = ({N}, K) with K >= 1, got shape {neg.shape}")
-    pos = _check_indices(pos, "pos", (N,), M)
-    neg = _check_indices(neg, "neg", neg.shape, M)
-    tau = float(tau)
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"temperature tau must be a positive number, got {tau}")
+    pos, neg, tau = check_candidates(pos, neg, tau, N, M)
     if N == 0:
         return 0.0, np.zeros_like(es)
     z, z_cache = l2_normalize_forward(es.astype(np.float64))     # (N, D)

@@ -40,15 +40,17 @@ def check_regression(pred, target, weights):
     if pred.ndim != 2 or target.shape != pred.shape:
         raise ValueError(f"pred and target must both be (N, D) of one shape, "
                          f"got {pred.shape} and {target.shape}")
-    N = pred.shape[0]
-    if weights is None:
-        weights = np.ones(N)
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.shape != (N,):
-        raise ValueError(f"weights must have shape ({N},), got {weights.shape}")
-    if np.any(weights < 0):
+    return pred, target, check_weights(weights, pred.shape[0])
+
+
+def check_weights(weights, N):
+    """weights: (N,) non-negative, or None for all ones; returned as (N,) float64."""
+    w = np.ones(N) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (N,):
+        raise ValueError(f"weights must have shape ({N},), got {w.shape}")
+    if np.any(w < 0):
         raise ValueError("weights must be non-negative")
-    return pred, target, weights
+    return w
 
 
 def check_temperature(T):
@@ -56,6 +58,14 @@ def check_temperature(T):
     if not T > 0 or not np.isfinite(T):
         raise ValueError(f"temperature T must be a positive number, got {T}")
     return T
+
+
+def check_nonnegative(name, value):
+    """A term's weight or a floor: a finite number >= 0, returned as a float."""
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
 
 
 def _log_softmax(z):
