@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from tinyface.cli import main
+from tinyface.experiments.report import read_results, results_label
 from tinyface.experiments.settings import AblationSettings, run_signature
 
 FILES = ("results.md", "results.json", "ablation.png", "verification.png",
@@ -46,6 +47,21 @@ def test_quick_ablation_writes_table_plots_and_json(quick_run, capsys):
     for name in ROWS:
         assert f"| {name} |" in text
     assert "±" in text and "weight decay 0.003" in text
+
+
+def test_results_read_back_with_a_label_naming_the_teacher(quick_run, tmp_path):
+    res = read_results(quick_run / "results.json")
+    assert list(res["rows"]) == list(ROWS)
+    assert results_label(res) == "synthetic, our teacher (teacher)"   # trained in OUT/teacher
+    assert results_label({"data": "lfw", "teacher": {"name": "teacher", "pretrained": False,
+                                                     "path": "runs/lfw-teacher"}}) \
+        == "lfw, our teacher (lfw-teacher)"
+    (tmp_path / "rowless.json").write_text('{"data": "lfw"}')
+    (tmp_path / "broken.json").write_text('{"rows": ')
+    for name, says in (("missing.json", "cannot read"), ("broken.json", "cannot read"),
+                       ("rowless.json", "no 'rows'")):
+        with pytest.raises(ValueError, match=f"{name}: .*{says}"):
+            read_results(tmp_path / name)
 
 
 def test_rerun_loads_every_phase_from_the_cache(quick_run, capsys):

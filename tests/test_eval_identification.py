@@ -194,5 +194,13 @@ def test_plots_write_png(tmp_path):
                                    tmp_path / "bars.png", ylabel="accuracy"))
     with pytest.raises(ValueError):
         plots.plot_bars({}, tmp_path / "x.png", ylabel="y")
+    with pytest.raises(ValueError, match="mean, std"):
+        plots.plot_bars({"a": (1, 2, 3)}, tmp_path / "x.png", ylabel="y")
+    two = {"ours": {"full": (80.8, 0.4), "KD": 78.1}, "dlib": {"KD": (80.2, 0.5), "AT": 79.3}}
+    assert _is_png(plots.plot_compared(two, tmp_path / "compared.png", xlabel="top-1 (%)"))
+    assert _is_png(plots.plot_compared({"one": {"full": 80.8}}, tmp_path / "one.png", "top-1"))
+    for empty in ({}, {"ours": {}}):
+        with pytest.raises(ValueError, match="nothing to plot"):
+            plots.plot_compared(empty, tmp_path / "x.png", xlabel="y")
     with pytest.raises(ValueError):
         plots.plot_training_curves([], tmp_path / "x.png")

@@ -6,6 +6,7 @@ temporary folder; quick mode uses built-in synthetic faces, so no real data is n
 The helpers in ``tinyface.tutorial`` that choose the teacher of tutorials 06-08 and
 reuse an ablation folder's teacher caches are tested on their own at the end.
 """
+import json
 import os
 import re
 import subprocess
@@ -53,6 +54,35 @@ def test_tutorial_runs_in_quick_mode(script, tmp_path):
         assert path.is_file() and path.stat().st_size > 0, f"{script.name}: {name} missing or empty"
         assert out in path.resolve().parents, f"{script.name}: {name} is outside --out"
     assert "FAILED" not in proc.stdout
+
+
+def _results(path, teacher, rows):
+    cell = lambda v: {"mean": v, "std": 0.01, "values": [v - 0.01, v + 0.01]}  # noqa: E731
+    path.write_text(json.dumps({"data": "lfw", "teacher": {"name": teacher},
+                                "rows": {k: {"top1": cell(v)} for k, v in rows.items()}}))
+    return str(path)
+
+
+def test_tutorial_10_plots_ablation_results_side_by_side(tmp_path):
+    rows = {"teacher at HR": 0.9, "student + CE fine-tuning only": 0.785,
+            "student + DKD (Zhao et al.)": 0.77}          # a row below CE-only
+    a = _results(tmp_path / "a.json", "dlib-resnet", rows)
+    b = _results(tmp_path / "b.json", "teacher", dict(rows, **{"student + SP (Tung & Mori)": 0.79}))
+    script = next(p for p in TUTORIALS if p.name.startswith("10_"))
+    run = lambda *r: subprocess.run([sys.executable, str(script), "--seed", "0", "--out",  # noqa: E731
+                                     str(tmp_path / "out"), "--results", *r], capture_output=True,
+                                    text=True, timeout=TIMEOUT_S, cwd=tmp_path,
+                                    env=dict(os.environ, MPLBACKEND="Agg"))
+    one = run(a)
+    assert one.returncode == 0, (one.stdout + one.stderr)[-4000:]
+    assert "DKD (Zhao et al.)" in one.stdout.split("\nSummary\n", 1)[1]    # named as below CE
+    assert not (tmp_path / "out" / "zoo_compared.png").exists()
+    two = run(a, b)
+    assert two.returncode == 0, (two.stdout + two.stderr)[-4000:]
+    assert (tmp_path / "out" / "zoo_compared.png").stat().st_size > 0
+    bad = run(str(tmp_path / "missing.json"))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--results" in bad.stderr and "missing.json" in bad.stderr
 
 
 # ------------------------------------------------ the teacher helpers of tutorials 06-08

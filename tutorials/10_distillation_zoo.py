@@ -24,7 +24,8 @@ compares; section 4 fine-tunes one student per method from one scratch student.
 Run it:
     python tutorials/10_distillation_zoo.py --quick       # about 30 s, synthetic faces
     python tutorials/10_distillation_zoo.py               # larger synthetic set, 3-5 min
-    python tutorials/10_distillation_zoo.py --results runs/zoo-lfw-dlib/results.json
+    python tutorials/10_distillation_zoo.py --results runs/zoo-lfw-dlib/results.json \
+        runs/zoo-lfw-own/results.json           # the two teacher regimes side by side
 
 Quick: 16 synthetic identities x 20 faces (32 px HR, 16 px LR), a teacher-lite trained
 15 epochs, a scratch student 12 epochs, then 6 fine-tuning epochs per method at batch
@@ -32,7 +33,8 @@ Quick: 16 synthetic identities x 20 faces (32 px HR, 16 px LR), a teacher-lite t
 (PKT's default weight assumes 64). ``--results PATH`` skips the training and plots the
 rows of an ablation's results.json instead (``python -m tinyface ablation --variants
 none,sp,rkd,...``: the LFW run of docs/distillation_zoo.md), or this tutorial's own
-OUT/zoo_results.json, which has the same layout. The zoo's faces are always synthetic
+OUT/zoo_results.json, which has the same layout; given several, it also draws their
+students' rows side by side (zoo_compared.png), labelled by each run's teacher. The zoo's faces are always synthetic
 (``--data-root`` is not read): the LFW zoo is the ablation's, plotted with ``--results``.
 """
 import json
@@ -49,7 +51,8 @@ from tinyface.data import load_split  # noqa: E402
 from tinyface.distill import (METHOD_VARIANTS, METHODS, DistillConfig, extract_bank,  # noqa: E402
                               finetune, finetune_config)
 from tinyface.eval import plots  # noqa: E402
-from tinyface.experiments import ROW_NAMES, train_stream  # noqa: E402
+from tinyface.experiments import (ROW_NAMES, method_weight_item, read_results,  # noqa: E402
+                                  results_label, train_stream)
 from tinyface.gradcheck import numerical_gradient  # noqa: E402
 from tinyface.reference import kd_logits, kd_maps, kd_relations  # noqa: E402
 from tinyface.train import LR_MAX_SHIFT, TrainConfig  # noqa: E402
@@ -61,8 +64,9 @@ FULL = dict(faces={"n_identities": 40, "images_per_identity": 30, "family_size":
 
 
 def options(p):
-    p.add_argument("--results", metavar="PATH", help="plot the rows of an ablation's "
-                   "results.json (or OUT/zoo_results.json) instead of training the zoo")
+    p.add_argument("--results", metavar="PATH", nargs="+", help="plot the rows of an "
+                   "ablation's results.json (or OUT/zoo_results.json) instead of training "
+                   "the zoo; several: their students' rows side by side")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default: 6 quick, 20 full)")
     p.add_argument("--method-weights", metavar="M=W,...", default="",
                    help="term weights, e.g. sp=30,pkt=5 (unnamed: each method's default)")
@@ -72,12 +76,9 @@ args = tutorial.parse_args(10, __doc__, extra=options)
 t = tutorial.Tutorial(args)
 np.set_printoptions(precision=3, suppress=True)
 try:                                               # --method-weights sp=30,pkt=5
-    mw = {k: float(v) for k, v in (i.split("=") for i in args.method_weights.split(",") if i)}
-except ValueError:
-    mw = {"?": 0.0}
-if not set(mw) <= set(METHOD_VARIANTS):
-    raise SystemExit(f"--method-weights {args.method_weights!r}: give M=W,... with M one of "
-                     f"{', '.join(METHOD_VARIANTS)}")
+    mw = dict(method_weight_item(item) for item in args.method_weights.split(",") if item)
+except ValueError as e:
+    raise SystemExit(f"--method-weights {args.method_weights!r}: {e}")
 
 
 def rel(a, b):
@@ -312,12 +313,16 @@ t.save_figure(fig, "what_each_compares.png", dpi=80)
 
 # ------------------------------------------------------------ 4. the zoo
 t.section("4. The zoo: one scratch student, fine-tuned once per method")
+first = {}                                         # row -> its epoch-1 term / CE
 if args.results:
-    results = json.loads(open(args.results).read())
-    rows, data = results["rows"], results.get("data", "?")
-    print(f"the table of {args.results} ({data}, {results.get('describe', '')}):")
+    try:
+        loaded = [read_results(path) for path in args.results]
+    except ValueError as e:
+        raise SystemExit(f"--results {e}")
+    rows, data = loaded[0]["rows"], results_label(loaded[0])
+    print(f"the table of {args.results[0]} ({data}; {loaded[0].get('describe', '')}):")
 else:
-    cfg, first = (QUICK if args.quick else FULL), {}   # first: row -> epoch-1 term / CE
+    cfg = QUICK if args.quick else FULL
     epochs = args.epochs or cfg["finetune"]
     quiet = lambda m: None  # noqa: E731
     split = load_split("synthetic", hr_size=32, lr_size=16, seed=args.seed,
@@ -356,12 +361,23 @@ else:
                                                     "describe": split.describe()}))
     t.check("fine-tuned students whose deployed bytes differ from the scratch student's",
             sum(b != student.nbytes() for b in sizes), equals=0)
-top = {name: (100 * r["top1"]["mean"], 100 * r["top1"]["std"]) for name, r in rows.items()}
+percent = lambda rows: {name: (100 * r["top1"]["mean"], 100 * r["top1"]["std"])  # noqa: E731
+                        for name, r in rows.items()}
+top = percent(rows)
 print("\n  row                                        top-1 %")
 for name, (m, s) in top.items():
     print(f"  {name:42s} {m:5.1f}" + (f" +- {s:.1f}" if s else ""))
 t.saved(plots.plot_bars(top, t.path("zoo_top1.png"), ylabel="top-1 identification (%)",
                         title=f"distillation zoo, {data}"))
+if args.results and len(args.results) > 1:        # the students' rows, run against run
+    students = {}                                  # a run's label -> its students' rows
+    for path, r in zip(args.results, loaded):
+        label = results_label(r) if results_label(r) not in students else path
+        students[label] = {name.removeprefix("student + "): cell for name, cell
+                           in percent(r["rows"]).items() if name.startswith("student")}
+    t.saved(plots.plot_compared(students, t.path("zoo_compared.png"),
+                                xlabel="top-1 identification (%), mean ± std over seeds",
+                                title="the students, one marker per run"))
 
 best = max((n for n in top if not n.startswith("teacher")), key=lambda n: top[n][0])
 base = top.get(ROW_NAMES["none"], (None,))[0]

@@ -123,22 +123,22 @@ def plot_training_curves(history, path, title="training"):
     return _save(fig, path)
 
 
+def _mean_std(name, v):
+    """A table cell, a number or ``(mean, std)``, as two floats."""
+    if np.ndim(v) == 0:
+        return float(v), 0.0
+    if len(v) == 2:
+        return float(v[0]), float(v[1])
+    raise ValueError(f"row {name!r}: expected a number or (mean, std), got {v!r}")
+
+
 def plot_bars(table, path, ylabel, title=None):
     """Bar chart: ``table`` maps a row name to a value or to ``(mean, std)`` (drawn as
     an error bar). Values are written above the bars. ``title`` defaults to ``ylabel``."""
     if not table:
         raise ValueError("table is empty: nothing to plot")
-    names, means, stds = [], [], []
-    for name, v in table.items():
-        if np.ndim(v) == 0:
-            m, s = float(v), 0.0
-        elif len(v) == 2:
-            m, s = float(v[0]), float(v[1])
-        else:
-            raise ValueError(f"row {name!r}: expected a number or (mean, std), got {v!r}")
-        names.append(str(name))
-        means.append(m)
-        stds.append(s)
+    names = [str(name) for name in table]
+    means, stds = zip(*(_mean_std(name, v) for name, v in table.items()))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 1.5), 3.8))
     x = np.arange(len(names))
     ax.bar(x, means, yerr=stds if any(stds) else None, capsize=4, color="C0", alpha=0.85)
@@ -151,4 +151,30 @@ def plot_bars(table, path, ylabel, title=None):
     ax.set_ylabel(ylabel)
     ax.set_title(ylabel if title is None else title)
     ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_compared(tables, path, xlabel, title=None):
+    """Several tables of the same rows, one marker per table on each row's line, with
+    ``mean +- std`` as a horizontal error bar; the axis spans the values only, so
+    differences of a point stay visible. ``tables`` maps a series label (say, a teacher
+    regime) to a table as in :func:`plot_bars`; rows are drawn in first-seen order and
+    a row a table lacks is left empty."""
+    if not tables or not any(tables.values()):
+        raise ValueError("no tables, or only empty ones: nothing to plot")
+    rows = list(dict.fromkeys(str(r) for table in tables.values() for r in table))
+    fig, ax = plt.subplots(figsize=(7.0, 0.32 * len(rows) + 1.4))
+    step = 0.6 / max(1, len(tables) - 1) if len(tables) > 1 else 0.0
+    for k, (label, table) in enumerate(tables.items()):
+        cells = {str(r): _mean_std(r, v) for r, v in table.items()}
+        y = [len(rows) - 1 - rows.index(r) + 0.3 - k * step for r in cells]
+        means, stds = zip(*cells.values()) if cells else ((), ())
+        ax.errorbar(means, y, xerr=stds, fmt="o", ms=4, capsize=3, color=f"C{k}",
+                    label=str(label))
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels(rows[::-1], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(xlabel if title is None else title, fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)

@@ -18,8 +18,8 @@ from tinyface.experiments.deployment import deployment_report, format_deployment
 from tinyface.experiments.streams import STREAM_VALIDATION, build_stream_model, load_stream, train_stream
 from tinyface.experiments.trained import load_trained
 from tinyface.experiments.deployment import measure_throughput
-from tinyface.experiments.settings import AblationSettings
-from tinyface.experiments.report import ROW_NAMES, TEACHER_ROWS
+from tinyface.experiments.settings import AblationSettings, method_weight_item
+from tinyface.experiments.report import ROW_NAMES, TEACHER_ROWS, read_results, results_label
 from tinyface.experiments.figures import plot_graph, plot_selection_montage
 from tinyface.experiments.selection_cache import cached_selection
 from tinyface.experiments.trained_teacher import load_teacher
@@ -29,3 +29,4 @@ __all__ = ["train_stream", "load_stream", "build_stream_model", "STREAM_VALIDATI
            "load_trained", "deployment_report", "format_deployment"]
 __all__ += ["measure_throughput", "AblationSettings", "ROW_NAMES", "TEACHER_ROWS", "plot_graph",
             "plot_selection_montage", "cached_selection", "load_teacher", "run_ablation"]
+__all__ += ["method_weight_item", "read_results", "results_label"]

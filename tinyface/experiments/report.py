@@ -1,6 +1,9 @@
 """The ablation's report: rows of mean +- std over seeds, the markdown table, the figures."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from tinyface.distill.config import SELECTION_VARIANTS
@@ -126,6 +129,27 @@ def _teacher_text(results):
                  f"{100 * h['oof_top1']:.1f}%, {100 * h['oof_confidence_below_half']:.0f}% of "
                  f"the faces below confidence 0.5), the regression its raw descriptors")
     return text
+
+
+def read_results(path):
+    """An ablation's ``results.json`` (or a tutorial's table of the same layout) as a dict;
+    a ValueError naming the file when it cannot be read or has no ``rows``."""
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read an ablation's results.json ({e})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("rows"), dict):
+        raise ValueError(f"{path}: not an ablation's results.json (it has no 'rows')")
+    return results
+
+
+def results_label(results):
+    """A short name of a run for a legend: its data and teacher ("lfw, teacher dlib-resnet",
+    "lfw, our teacher (lfw-teacher)")."""
+    t = results.get("teacher") or {}
+    teacher = (f"our teacher ({Path(t['path']).name})" if t.get("pretrained") is False
+               and t.get("path") else f"teacher {t.get('name', '?')}")
+    return f"{results.get('data', '?')}, {teacher}"
 
 
 def write_report(results, out, split, bank, selection, curve, runs, say):
