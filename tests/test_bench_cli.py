@@ -9,10 +9,13 @@ def test_bench_kernels_quick(tmp_path, capsys):
     assert main(["bench", "kernels", "--quick", "--reps", "1", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     for needle in ("| student | Conv2d 16->16 k3 | 256x16x16x16 | forward |", "inference, batch 1",
-                   "training step, batch 256", "threading trap", "student (16x16, 158 identities)"):
+                   "training step, batch 256", "threading trap", "student (16x16, 158 identities)",
+                   "CPU: ", "-bit vectors", "| GEMM, float32, 512^3 |", "| blocked kernel, given B^T |"):
         assert needle in text, needle
     result = json.loads(out.read_text())
     assert result["sgemm_peak_gflops"] > 0
+    assert all(result["gemm"][k] > 0 for k in ("numpy", "simple", "blocked", "blocked_bt"))
+    assert result["cpu"]["vector_bits"] in (128, 256, 512)
     assert all(r["ms"] > 0 and r["ref_ms"] > 0 for r in result["layers"])
 
 

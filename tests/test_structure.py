@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinyface"
 # bottom floor first; a module may import its own floor and those below
 FLOORS = [
     {"ops_list", "cache", "option", "reference", "kernels", "optim", "atomic", "backend",
-     "gradcheck", "helpformat", "runlock"},
+     "gradcheck", "helpformat", "runlock", "vectors"},
     {"nn", "losses", "data", "checkpoint"},
     {"models", "eval", "select"},
     {"cuda"},

@@ -25,4 +25,7 @@ floors, bottom to top (a module imports only from its own floor or below;
 - ``cli``: ``python -m tinyface``.
 """
 
+from tinyface import vectors
+
 __version__ = "0.1.0"
+vectors.widen()      # before anything imports numba: 512-bit vectors on AVX-512 CPUs

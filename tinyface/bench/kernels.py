@@ -4,19 +4,23 @@ For each layer of the reference student (batch 256) and teacher (batch 32) it ti
 the forward and the backward pass of the Numba tier and of the NumPy reference, and
 reports the median time, GFLOP/s (conv and linear) or GB/s (memory-bound ops), the
 speed-up over the reference, and the fraction of this machine's sgemm peak measured
-in the same run. Then it reports the student's faces/s, and measures the threading
-trap (numba's threads against BLAS's threads).
+in the same run. First it names the CPU (model, cores, the SIMD width numba compiles
+for, L1d and L2) and times the two hand-written GEMMs against NumPy's sgemm at n^3;
+then it reports the student's faces/s, and measures the threading trap (numba's
+threads against BLAS's threads).
 """
 import time
 
 import numba
 import numpy as np
 
-from tinyface import losses, nn, reference
+from tinyface import losses, nn, reference, vectors
 from tinyface.backend import override_ops, set_backend
 from tinyface.models.bench_nets import reference_student, reference_teacher
 from tinyface.bench.timing import let_blas_threads_sleep, median_seconds, sgemm_peak_gflops
 from tinyface.kernels import threading as kthreading
+from tinyface.kernels.gemm import matmul
+from tinyface.kernels.gemm_blocked import gemm_blocked
 from tinyface.models import build_student, build_teacher
 from tinyface.optim import SGD
 
@@ -133,10 +137,28 @@ def threading_trap(reps, seed):
     return out
 
 
+def gemm_rates(n, reps, seed):
+    """GFLOP/s of ``C = A @ B`` at n x n x n: the simple kernel, the blocked one (B packed
+    as B^T in the timed region), the blocked one given B^T, then NumPy's sgemm (last:
+    its BLAS threads would spin against numba's)."""
+    rng = np.random.default_rng(seed)
+    A, B = (rng.standard_normal((n, n)).astype(np.float32) for _ in "AB")
+    Bt = np.ascontiguousarray(B.T)
+    rate = lambda fn: 2.0 * n ** 3 / median_seconds(fn, reps=reps, warmup=2) / 1e9  # noqa: E731
+    out = {"n": n, "simple": rate(lambda: matmul(A, B)), "blocked": rate(lambda: gemm_blocked(A, B)),
+           "blocked_bt": rate(lambda: gemm_blocked(A, Bt, transpose_b=True))}
+    out["numpy"] = rate(lambda: A @ B)
+    let_blas_threads_sleep()
+    return out
+
+
 def run(reps=10, quick=False, seed=0, log=print):
     """Run the whole report; returns a JSON-able dict. ``log`` gets progress lines."""
     t_start = time.perf_counter()
     rng = np.random.default_rng(seed)
+    cpu = vectors.cpu_description()
+    log(f"CPU: {cpu['model']}, {cpu['cores']} cores, {cpu['vector_bits']}-bit vectors, "
+        f"L1d {cpu['L1d']}, L2 {cpu['L2']} (per core)")
     log(f"numba {numba.__version__}, {numba.get_num_threads()} threads, "
         f"threading layer {numba.config.THREADING_LAYER}")
     log("compiling kernels (cached on disk after the first run) ...")
@@ -148,6 +170,9 @@ def run(reps=10, quick=False, seed=0, log=print):
     peak = sgemm_peak_gflops(n=512 if quick else 1024)
     let_blas_threads_sleep()
     log(f"sgemm peak (NumPy BLAS, float32): {peak:.1f} GFLOP/s")
+    n = 512 if quick else 1024
+    log(f"GEMM at {n}^3: simple, blocked, NumPy ...")
+    gemm = gemm_rates(n, reps, seed)
     rows = []
     log("per-layer timings: student, batch 256 ...")
     student = reference_student(seed=seed)
@@ -164,17 +189,25 @@ def run(reps=10, quick=False, seed=0, log=print):
     through.update(zoo_throughput(reps, seed, quick))
     log("threading trap ...")
     trap = threading_trap(max(3, reps // 2), seed)
-    return {"sgemm_peak_gflops": peak, "threads": numba.get_num_threads(),
-            "layers": rows, "student": through, "trap": trap,
+    return {"sgemm_peak_gflops": peak, "threads": numba.get_num_threads(), "cpu": cpu,
+            "gemm": gemm, "layers": rows, "student": through, "trap": trap,
             "seconds": time.perf_counter() - t_start}
 
 
 def format_report(result):
     """Markdown tables of a ``run`` result."""
-    lines = [f"sgemm peak (NumPy BLAS, float32, same run): {result['sgemm_peak_gflops']:.1f} GFLOP/s, "
+    cpu, g = result["cpu"], result["gemm"]
+    lines = [f"CPU: {cpu['model']}, {cpu['cores']} cores, {cpu['vector_bits']}-bit vectors, "
+             f"L1d {cpu['L1d']}, L2 {cpu['L2']} per core",
+             f"sgemm peak (NumPy BLAS, float32, same run): {result['sgemm_peak_gflops']:.1f} GFLOP/s, "
              f"numba threads: {result['threads']}", "",
-             "| net | layer | input | pass | Numba ms | GFLOP/s | GB/s | NumPy ms | speed-up | % sgemm peak |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             f"| GEMM, float32, {g['n']}^3 | GFLOP/s | vs NumPy |", "|---|---:|---:|"]
+    for key, name in (("numpy", "NumPy sgemm (BLAS)"), ("simple", "simple kernel (gemm.py)"),
+                      ("blocked", "blocked kernel, B packed as B^T"),
+                      ("blocked_bt", "blocked kernel, given B^T")):
+        lines.append(f"| {name} | {g[key]:.1f} | {g[key] / g['numpy']:.2f}x |")
+    lines += ["", "| net | layer | input | pass | Numba ms | GFLOP/s | GB/s | NumPy ms | speed-up "
+              "| % sgemm peak |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["layers"]:
         gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
         pk = f"{100 * r['peak_frac']:.0f}%" if r["peak_frac"] else "-"

@@ -1,0 +1,93 @@
+"""The blocked GEMM against NumPy over random shapes (ragged edges of every block
+included), and the choice of vector width made at import."""
+import numpy as np
+import pytest
+
+from tinyface import vectors
+from tinyface.kernels import gemm_blocked as gb
+from tinyface.kernels.gemm_blocked import gemm_blocked
+
+# shapes that end inside a micro-tile, a depth block, a panel and a row block
+SHAPES = [(1, 1, 1), (3, 5, 2), (4, 4, 4), (7, 300, 9), (65, 257, 33),
+          (gb.MC + 3, gb.KC + 1, gb.NC + 5), (2 * gb.MC, 2 * gb.KC, 17)]
+
+
+def _tolerance(K, dtype):
+    """float32 products of length K: rounding grows like sqrt(K) eps; allow K eps."""
+    return 4 * K * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("M,K,N", SHAPES)
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_blocked_gemm_matches_numpy(M, K, N, transpose_b):
+    rng = np.random.default_rng(M * 1000 + K + N)
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((N, K) if transpose_b else (K, N)).astype(np.float32)
+    want = A.astype(np.float64) @ (B.T if transpose_b else B).astype(np.float64)
+    got = gemm_blocked(A, B, transpose_b=transpose_b)
+    assert got.shape == (M, N) and got.dtype == np.float32
+    scale = np.abs(A).max() * np.abs(B).max() * K
+    assert np.abs(got - want).max() <= _tolerance(K, np.float32) * scale
+
+
+def test_accumulates_into_c_and_runs_in_float64():
+    rng = np.random.default_rng(1)
+    A, B = rng.standard_normal((70, 90)), rng.standard_normal((90, 45))
+    C0 = rng.standard_normal((70, 45))
+    C = gemm_blocked(A, B, C0.copy(), acc=True)
+    np.testing.assert_allclose(C, C0 + A @ B, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gemm_blocked(A, B), A @ B, rtol=1e-12, atol=1e-12)
+
+
+def test_serial_and_parallel_agree_bit_for_bit():
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((3 * gb.MC + 5, 300)).astype(np.float32)
+    B = rng.standard_normal((300, 70)).astype(np.float32)
+    np.testing.assert_array_equal(gemm_blocked(A, B, parallel=False), gemm_blocked(A, B))
+
+
+def test_strided_inputs_are_made_contiguous():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((40, 60)).astype(np.float32)
+    B = rng.standard_normal((30, 60)).astype(np.float32)
+    np.testing.assert_allclose(gemm_blocked(A[:, ::2], B[:, ::2].T), A[:, ::2] @ B[:, ::2].T,
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_mismatched_inner_sizes_name_both_shapes():
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        gemm_blocked(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32))
+
+
+# ------------------------------------------------------------------ the vector width
+AVX512 = {"avx512f": True, "avx2": True, "fma": True}
+
+
+def test_widen_asks_for_512_bit_vectors_on_avx512_only():
+    env = {}
+    assert vectors.widen(env, modules={}, features=lambda: dict(AVX512))
+    flags = env["NUMBA_CPU_FEATURES"].split(",")
+    assert {"+avx512f", "+fma", vectors.NO_PREFERENCE} <= set(flags)
+    env = {}
+    assert not vectors.widen(env, modules={}, features=lambda: {"avx2": True, "avx512f": False})
+    assert env == {}
+
+
+@pytest.mark.parametrize("env,modules", [({"TINYFACE_VECTOR_WIDTH": "256"}, {}),
+                                         ({"NUMBA_CPU_FEATURES": "+avx2"}, {}),
+                                         ({}, {"numba": object()})])
+def test_widen_leaves_the_user_and_an_imported_numba_alone(env, modules):
+    before = dict(env)
+    assert not vectors.widen(env, modules=modules, features=lambda: dict(AVX512))
+    assert env == before
+
+
+def test_bad_vector_width_is_a_one_line_error():
+    with pytest.raises(ValueError, match="TINYFACE_VECTOR_WIDTH='1024'"):
+        vectors.widen({"TINYFACE_VECTOR_WIDTH": "1024"}, modules={}, features=dict)
+
+
+def test_cpu_description_names_what_a_speed_figure_needs():
+    d = vectors.cpu_description()
+    assert {"model", "cores", "threads", "vector_bits", "L1d", "L2"} <= set(d)
+    assert d["vector_bits"] in (128, 256, 512)
