@@ -10,7 +10,8 @@ def test_bench_kernels_quick(tmp_path, capsys):
     text = capsys.readouterr().out
     for needle in ("| student | Conv2d 16->16 k3 | 256x16x16x16 | forward |", "inference, batch 1",
                    "training step, batch 256", "threading trap", "student (16x16, 158 identities)",
-                   "CPU: ", "-bit vectors", "| GEMM, float32, 512^3 |", "| blocked kernel, given B^T |"):
+                   "CPU: ", "-bit vectors", "| GEMM, float32, 512^3 |", "| blocked kernel, given B^T |",
+                   "student, fused into one compiled function, batch 1"):
         assert needle in text, needle
     result = json.loads(out.read_text())
     assert result["sgemm_peak_gflops"] > 0

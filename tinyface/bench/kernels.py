@@ -21,7 +21,7 @@ from tinyface.bench.timing import let_blas_threads_sleep, median_seconds, sgemm_
 from tinyface.kernels import threading as kthreading
 from tinyface.kernels.gemm import matmul
 from tinyface.kernels.gemm_blocked import gemm_blocked
-from tinyface.models import build_student, build_teacher
+from tinyface.models import FusedNet, build_student, build_teacher
 from tinyface.optim import SGD
 
 
@@ -104,8 +104,12 @@ def zoo_throughput(reps, seed, quick=False):
     rng = np.random.default_rng(seed)
     student = build_student(158, seed=seed).eval()
     x = rng.standard_normal((256, 3, 16, 16)).astype(np.float32)
-    out = {"student_b1": 1 / median_seconds(lambda: student.forward(x[:1]), reps=max(50, reps * 10), warmup=3),
-           "student_b256": 256 / median_seconds(lambda: student.forward(x), reps=reps, warmup=2)}
+    fused = FusedNet(student)
+    x1 = x[:1].copy()
+    out = {"student_b1": 1 / median_seconds(lambda: student.forward(x1), reps=max(50, reps * 10), warmup=3),
+           "student_b256": 256 / median_seconds(lambda: student.forward(x), reps=reps, warmup=2),
+           "fused_b1": 1 / median_seconds(lambda: fused.forward(x1), reps=max(50, reps * 10), warmup=3),
+           "fused_b256": 256 / median_seconds(lambda: fused.forward(x), reps=reps, warmup=2)}
     if not quick:
         teacher = build_teacher(158, seed=seed).eval()
         xt = rng.standard_normal((64, 3, 64, 64)).astype(np.float32)
@@ -220,7 +224,9 @@ def format_report(result):
               f"| training step, batch 256 | {s['train_b256']:,.0f} | 3,500 |",
               "", "| deployable models, inference | faces/s |", "|---|---:|",
               f"| student (16x16, 158 identities), batch 1 | {s['student_b1']:,.0f} |",
-              f"| student (16x16, 158 identities), batch 256 | {s['student_b256']:,.0f} |"]
+              f"| student (16x16, 158 identities), batch 256 | {s['student_b256']:,.0f} |",
+              f"| student, fused into one compiled function, batch 1 | {s['fused_b1']:,.0f} |",
+              f"| student, fused into one compiled function, batch 256 | {s['fused_b256']:,.0f} |"]
     if "teacher_b64" in s:
         lines.append(f"| teacher (64x64), batch 64 | {s['teacher_b64']:,.0f} |")
     lines += ["", "| threading trap (Linear on NumPy BLAS next to numba's threads) | faces/s | vs shipped |",

@@ -12,10 +12,16 @@ rows and ``P = OH*OW`` columns; then
 Parallelism: the batch is split across threads (``prange``); each thread owns its
 ``cols`` buffer and, in backward, its own partial dW and db, summed at the end, so
 no two threads write the same memory. Small batches run the serial twin.
+
+Deep convolutions (``K >= BLOCKED_MIN_DEPTH``) take the other path,
+``tinyface.kernels.conv_blocked``: a chunk of the batch unrolled at once and one
+product per pass on the blocked GEMM, whose micro-kernel runs along the depth K and
+needs it long. Below the threshold this module's per-sample GEMMs are faster.
 """
 import numba
 import numpy as np
 
+from tinyface.kernels import conv_blocked
 from tinyface.kernels.gemm import gemm_nn, gemm_nt
 from tinyface.kernels.threading import compile_pair, use_parallel
 
@@ -84,6 +90,11 @@ def col2im_add(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx, off):
 # 4x4), G samples share one product: their columns sit side by side in ``cols``,
 # ``G * P >= MIN_GEMM_COLUMNS``.
 MIN_GEMM_COLUMNS = 256
+
+# depth K = Cin*kh*kw from which the blocked path is faster, measured on the 3x3 convs
+# of the reference student and teacher (docs/kernels.md): K = 576 and deeper won both
+# passes, K = 288 and shallower lost at least one
+BLOCKED_MIN_DEPTH = 512
 
 
 def group_size(P):
@@ -181,10 +192,14 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     w2 = np.ascontiguousarray(w).reshape(Cout, -1)          # (Cout, K)
     has_bias = b is not None
     bias = np.ascontiguousarray(b, dtype=x.dtype) if has_bias else np.zeros(Cout, x.dtype)
-    out = np.empty((N, Cout, OH * OW), dtype=x.dtype)       # (N, Cout, P)
-    fn = conv_forward_parallel if use_parallel(N) else conv_forward_serial
-    fn(x, w2, bias, has_bias, kh, kw, sh, sw, ph, pw, group_size(OH * OW), out)
-    cache = (x, w, has_bias, (kh, kw, sh, sw, ph, pw))
+    geometry = (kh, kw, sh, sw, ph, pw)
+    if w2.shape[1] >= BLOCKED_MIN_DEPTH:
+        out = conv_blocked.forward(x, w2, bias, has_bias, geometry, OH, OW, use_parallel(N))
+    else:
+        out = np.empty((N, Cout, OH * OW), dtype=x.dtype)   # (N, Cout, P)
+        fn = conv_forward_parallel if use_parallel(N) else conv_forward_serial
+        fn(x, w2, bias, has_bias, kh, kw, sh, sw, ph, pw, group_size(OH * OW), out)
+    cache = (x, w, has_bias, geometry)
     return out.reshape(N, Cout, OH, OW), cache
 
 
@@ -196,6 +211,10 @@ def conv2d_backward(dout, cache):
     w2 = np.ascontiguousarray(w).reshape(Cout, -1)          # (Cout, K)
     g = np.ascontiguousarray(dout, dtype=x.dtype).reshape(N, Cout, -1)   # (N, Cout, P)
     parallel = use_parallel(N)
+    if w2.shape[1] >= BLOCKED_MIN_DEPTH:
+        dx, dw, db = conv_blocked.backward(x, w2, g, (kh, kw, sh, sw, ph, pw),
+                                           dout.shape[2], dout.shape[3], parallel)
+        return dx, dw.reshape(w.shape), db if has_bias else None
     nchunks = min(N, numba.get_num_threads()) if parallel else 1
     dx = np.zeros_like(x)
     dw_parts = np.zeros((nchunks,) + w2.shape, dtype=x.dtype)   # (T, Cout, K)

@@ -24,6 +24,7 @@ from tinyface.models.zoo import (PAPER_FACES_PER_S, PAPER_STUDENT_BYTES, PAPER_S
                                  STUDENT_STAGES, TEACHER_STAGES)
 from tinyface.models.pretrained import DLIB_MEAN_RGB, fold_input_normalisation, resize_faces
 from tinyface.models.dlib_dat import compare_with_manifest, read_dlib_dat
+from tinyface.models.fused import FusedNet
 from tinyface.models.weights import (WeightsError, find_weights_dir, format_manifest,
                                      read_manifest, read_manifest_weights)
 
@@ -36,4 +37,4 @@ __all__ = ["FaceNet", "build_model", "Residual", "SpecError", "build_features", 
 __all__ += ["PAPER_FACES_PER_S", "PAPER_STUDENT_BYTES", "PAPER_STUDENT_MB", "STUDENT_STAGES",
             "TEACHER_STAGES", "DLIB_MEAN_RGB", "fold_input_normalisation", "resize_faces",
             "compare_with_manifest", "read_dlib_dat", "WeightsError", "find_weights_dir",
-            "format_manifest", "read_manifest", "read_manifest_weights"]
+            "format_manifest", "read_manifest", "read_manifest_weights", "FusedNet"]
