@@ -1,5 +1,8 @@
 """The blocked GEMM against NumPy over random shapes (ragged edges of every block
 included), and the choice of vector width made at import."""
+from types import SimpleNamespace
+
+import numba
 import numpy as np
 import pytest
 
@@ -76,10 +79,20 @@ def test_widen_asks_for_512_bit_vectors_on_avx512_only():
 @pytest.mark.parametrize("env,modules", [({"TINYFACE_VECTOR_WIDTH": "256"}, {}),
                                          ({"NUMBA_CPU_FEATURES": "+avx2"}, {}),
                                          ({}, {"numba": object()})])
-def test_widen_leaves_the_user_and_an_imported_numba_alone(env, modules):
+def test_widen_leaves_the_user_and_a_numba_that_jitted_alone(env, modules):
     before = dict(env)
-    assert not vectors.widen(env, modules=modules, features=lambda: dict(AVX512))
+    assert not vectors.widen(env, modules=modules, features=lambda: dict(AVX512),
+                             pending=lambda: False)
     assert env == before
+
+
+def test_widen_sets_an_imported_numba_that_has_jitted_nothing():
+    fake = SimpleNamespace(config=SimpleNamespace(CPU_FEATURES=None))
+    env = {}
+    assert vectors.widen(env, modules={"numba": fake}, features=lambda: dict(AVX512),
+                         pending=lambda: True)
+    assert fake.config.CPU_FEATURES == env["NUMBA_CPU_FEATURES"]
+    assert vectors.NO_PREFERENCE in fake.config.CPU_FEATURES.split(",")
 
 
 def test_bad_vector_width_is_a_one_line_error():
@@ -91,3 +104,13 @@ def test_cpu_description_names_what_a_speed_figure_needs():
     d = vectors.cpu_description()
     assert {"model", "cores", "threads", "vector_bits", "L1d", "L2"} <= set(d)
     assert d["vector_bits"] in (128, 256, 512)
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no machine code with NUMBA_DISABLE_JIT=1")
+def test_micro_kernel_runs_sixteen_fmas_on_the_widest_vectors_in_effect():
+    """The 4x4 tile is 16 accumulators: 16 vector FMAs per step, on zmm registers where
+    512-bit vectors are in effect, on ymm where 256-bit are."""
+    register = {512: "zmm", 256: "ymm"}.get(vectors.vector_width())
+    if register is None:
+        pytest.skip("this CPU has neither AVX2 nor AVX-512")
+    assert gb.fma_counts()[register] >= 16

@@ -5,9 +5,10 @@ tuning), so numba's loops use half of each FMA unit unless told otherwise. The b
 GEMM (``tinyface.kernels.gemm_blocked``) is written to fill 512-bit registers:
 importing ``tinyface`` therefore asks numba for full-width vectors where the CPU has
 AVX-512, by setting ``NUMBA_CPU_FEATURES`` to the host's features minus that
-preference. Numba reads the variable once, when it is first imported, so this works
-only when ``tinyface`` is imported before ``numba``; ``vector_width()`` says what is in
-effect, and ``bench kernels`` prints it beside every figure.
+preference. Numba reads its setting when it makes its code generator, at the first
+function it jits, so this works when ``tinyface`` is imported before anything is
+jitted (``import numba`` first is fine); ``vector_width()`` says what is in effect,
+and ``bench kernels`` prints it beside every figure.
 
 ``TINYFACE_VECTOR_WIDTH=256`` keeps LLVM's choice; a ``NUMBA_CPU_FEATURES`` the user
 set is always left alone. Numba's on-disk cache is keyed by the CPU features, so the
@@ -28,23 +29,36 @@ def _host_features():
     return dict(llvm.get_host_cpu_features())
 
 
-def widen(environ=os.environ, modules=sys.modules, features=_host_features):
+def _numba_target_pending():
+    """True while numba's CPU target has made no code generator yet (nothing jitted in
+    this process), so that its CPU features can still be chosen."""
+    from numba.core.registry import cpu_target  # numba is imported already; see widen
+    return "_toplevel_target_context" not in vars(cpu_target)
+
+
+def widen(environ=os.environ, modules=sys.modules, features=_host_features,
+          pending=_numba_target_pending):
     """Ask numba for 512-bit vectors on an AVX-512 CPU; returns True when it set them.
 
-    Leaves everything as it is when numba is already imported, the user set
-    ``NUMBA_CPU_FEATURES``, ``TINYFACE_VECTOR_WIDTH`` is 256, or the CPU lacks AVX-512.
+    Before numba is imported, the environment variable does it; after, numba's setting,
+    as long as nothing has been jitted yet. Leaves everything as it is when something
+    has, when the user set ``NUMBA_CPU_FEATURES``, when ``TINYFACE_VECTOR_WIDTH`` is
+    256, or when the CPU lacks AVX-512.
     """
     width = environ.get(ENV, "512")
     if width not in WIDTHS:
         raise ValueError(f"{ENV}={width!r}: choose {' or '.join(WIDTHS)}")
-    if width == "256" or "numba" in modules or environ.get("NUMBA_CPU_FEATURES"):
+    imported = modules.get("numba")
+    if width == "256" or environ.get("NUMBA_CPU_FEATURES") or (imported and not pending()):
         return False
     host = features()
     if not host.get("avx512f"):
         return False
     flags = ",".join(("+" if on else "-") + name for name, on in sorted(host.items())
                      if name != NO_PREFERENCE[1:])
-    environ["NUMBA_CPU_FEATURES"] = f"{flags},{NO_PREFERENCE}"
+    environ["NUMBA_CPU_FEATURES"] = f"{flags},{NO_PREFERENCE}"   # also for child processes
+    if imported:
+        imported.config.CPU_FEATURES = environ["NUMBA_CPU_FEATURES"]
     return True
 
 

@@ -7,10 +7,12 @@ and ``tinyface.kernels`` (Numba: im2col plus a register-blocked GEMM for convolu
 batches split across threads). This script first checks that they agree, against a
 float64 product and a rigorous float32 error bound (gamma_n = n*u / (1 - n*u) times the
 sum of |terms|), then measures, with the library's benchmark code (``tinyface.bench``:
-JIT warm-up outside the timed region, medians): the machine's sgemm peak, our GEMM, every
-layer of the reference student (speed-up over NumPy, GFLOP/s, % of the sgemm peak),
-PyTorch at the same conv shapes when it is installed, and the threading trap (numba's
-threads against BLAS's threads).
+JIT warm-up outside the timed region, medians): the machine's sgemm peak, our GEMMs step
+by step (the simple kernel; the blocked one with packed panels and a register tile, and
+the FMAs in its machine code; the blocked one on every thread), every layer of the
+reference student (speed-up over NumPy, GFLOP/s, % of the sgemm peak), PyTorch at the
+same conv shapes when it is installed, the threading trap (numba's threads against
+BLAS's threads), and batch 1 layer by layer against one compiled function.
 
 Run it:
 
@@ -30,12 +32,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinyface import kernels, reference, tutorial  # noqa: E402
+from tinyface import kernels, reference, tutorial, vectors  # noqa: E402
 from tinyface.bench import (bench_layers, let_blas_threads_sleep, load_torch,  # noqa: E402
                             median_seconds, reference_student, reference_teacher,
                             sgemm_peak_gflops, student_throughput, threading_trap, torch_conv2d,
                             torch_conv_rows)
-from tinyface.kernels import gemm  # noqa: E402
+from tinyface.kernels import gemm, gemm_blocked  # noqa: E402
+from tinyface.models import FusedNet, build_student, summary, totals  # noqa: E402
 
 U32 = np.finfo(np.float32).eps / 2            # unit round-off of float32, 2^-24
 U64 = np.finfo(np.float64).eps / 2
@@ -119,20 +122,38 @@ if torch is None:
     print("  PyTorch is not installed: its check and timings are skipped")
 
 # ----------------------------------------------------------------------------------
-t.section("2. The ceiling: this machine's sgemm peak, and our GEMM")
+t.section("2. The ceiling: this machine's sgemm peak, and our GEMMs step by step")
 n = 512 if args.quick else 1024
+cpu = vectors.cpu_description()
+print(f"  {cpu['model']}, {cpu['cores']} cores, L1d {cpu['L1d']}, L2 {cpu['L2']} a core; numba "
+      f"compiles for {cpu['vector_bits']}-bit vectors (tinyface.vectors)")
 # NumPy BLAS with all its threads; the best of 3 medians, since a busy machine only slows it
 peak = max(sgemm_peak_gflops(n=n) for _ in range(3))
 let_blas_threads_sleep()                                            # let BLAS's threads go quiet
 Ag, Bg = rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
 Cg = np.empty((n, n), np.float32)
-t_ours = median_seconds(lambda: gemm.matmul(Ag, Bg, Cg), reps=max(3, reps // 2), warmup=2)
-ours = 2.0 * n ** 3 / t_ours / 1e9
+steps = {                   # each step adds one idea to the one before (llm.c's kernel 1, 2, 3)
+    "1. simple: 4 rows of C, whole rows of B streamed, 1 thread":
+        lambda: gemm.matmul(Ag, Bg, Cg, parallel=False),
+    "2. blocked: B packed in panels, 4x4 tile in registers, 1 thread":
+        lambda: gemm_blocked.gemm_blocked(Ag, Bg, Cg, parallel=False),
+    f"3. blocked, row blocks of C across {threads} thread(s)":
+        lambda: gemm_blocked.gemm_blocked(Ag, Bg, Cg),
+}
+gemm_rates = {}
+for name, fn in steps.items():
+    gemm_rates[name] = 2.0 * n ** 3 / median_seconds(fn, reps=max(3, reps // 2), warmup=2) / 1e9
+ours = gemm_rates[list(steps)[-1]]
 print(f"  sgemm peak (NumPy BLAS, {n}x{n}, float32, best of 3): {peak:.1f} GFLOP/s")
-print(f"  numba GEMM ({n}x{n}, {threads} thread(s)): {t_ours * 1e3:.1f} ms = {ours:.1f} GFLOP/s, "
-      f"{ours / peak:.0%} of the peak")
-print(f"  napkin math: 2 n^3 = {2 * n ** 3 / 1e9:.2f} GFLOP; BLAS uses every core and packs "
-      f"tiles into cache, ours\n  blocks 4 rows and lets LLVM vectorise the inner loop")
+for name, rate in gemm_rates.items():
+    print(f"  {name:66s} {rate:6.1f} GFLOP/s, {rate / peak:4.0%} of the peak")
+fmas = gemm_blocked.fma_counts()
+print(f"  the micro-kernel's machine code: {fmas['zmm']} FMAs on zmm (512-bit), {fmas['ymm']} on "
+      f"ymm, {fmas['xmm']} on xmm or scalar\n  (16 vector FMAs: one per accumulator; the rest "
+      f"finish the tail of the depth loop)")
+print(f"  napkin math: 2 n^3 = {2 * n ** 3 / 1e9:.2f} GFLOP. Step 1 loads and stores C for every "
+      f"FMA; step 2 keeps a 4x4\n  tile in 16 registers across a depth of "
+      f"{gemm_blocked.KC}, vectorised along the depth, and reads operands packed to stay in cache")
 
 # ----------------------------------------------------------------------------------
 t.section(f"3. Every layer of the reference student, batch {batch}: Numba against NumPy")
@@ -207,7 +228,25 @@ print("  After a NumPy product, BLAS's threads keep spinning for a while on the 
          f"  With {threads} numba threads, every core is contended; a busy machine blurs it."))
 
 # ----------------------------------------------------------------------------------
-t.section("6. Figures and numbers")
+t.section("6. Batch 1: the overhead between layers, and one compiled function")
+student = build_student(158, seed=args.seed).eval()
+fused = FusedNet(student)                          # batch norms folded, one njit function
+face = rng.standard_normal((1, 3, 16, 16)).astype(np.float32)
+t_layers = median_seconds(lambda: student.forward(face), reps=max(50, reps * 10), warmup=3)
+t_fused = median_seconds(lambda: fused.forward(face), reps=max(50, reps * 10), warmup=3)
+flops = totals(summary(student))["flops"]
+t.check("fused logits against the layers' (max relative difference)",
+        float(np.abs(fused.forward(face) - student.forward(face)).max()
+              / np.abs(student.forward(face)).max()), below=1e-4)
+one = gemm_rates[list(steps)[1]]                  # batch 1 runs on one thread
+print(f"  the deployable student needs {flops / 1e6:.2f} MFLOP a face: at {one:.0f} GFLOP/s (the "
+      f"blocked GEMM on one thread)\n  that is {flops / one / 1e3:.0f} us, yet layer by layer a face takes {t_layers * 1e6:.0f} us "
+      f"({1 / t_layers:,.0f} faces/s): {len(list(student.features.children())) + 1} Python calls,\n"
+      f"  dispatches and fresh arrays. As one compiled function: {t_fused * 1e6:.0f} us "
+      f"({1 / t_fused:,.0f} faces/s, {t_layers / t_fused:.1f}x)")
+
+# ----------------------------------------------------------------------------------
+t.section("7. Figures and numbers")
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.4, 1]})
 stu = [r for r in rows if r["net"] == "student"]
 labels = list(dict.fromkeys(f"{r['layer']} {'x'.join(map(str, r['shape'][1:]))}" for r in stu))
@@ -231,7 +270,7 @@ if torch_rows:
           if (r["layer"], tuple(r["shape"]), r["pass_"]) in tk else 0 for r in convs]
     ax2.bar(np.arange(len(convs)) + 0.2, tv, width=0.4, label=f"PyTorch, {threads} thread(s)")
 ax2.axhline(peak, color="red", ls="--", label=f"sgemm peak (NumPy BLAS) {peak:.0f}")
-ax2.axhline(ours, color="C2", ls=":", label=f"numba GEMM {n}x{n}: {ours:.0f}")
+ax2.axhline(ours, color="C2", ls=":", label=f"numba blocked GEMM {n}x{n}: {ours:.0f}")
 ax2.set_xticks(np.arange(len(convs)))
 ax2.set_xticklabels(clabels, rotation=55, ha="right", fontsize=7)
 ax2.set_ylabel("GFLOP/s")
@@ -240,6 +279,8 @@ ax2.legend(fontsize=7)
 t.save_figure(fig, "kernel_speed.png", dpi=80)
 with open(t.path("kernel_speed.json"), "w") as fh:
     json.dump({"threads": threads, "batch": batch, "sgemm_peak_gflops": peak, "numba_gemm_gflops": ours,
+               "gemm_steps": gemm_rates, "cpu": cpu, "micro_kernel_fmas": fmas,
+               "batch1_layers": 1 / t_layers, "batch1_fused": 1 / t_fused,
                "layers": rows, "torch": torch_rows, "student": through, "trap": trap}, fh, indent=1)
 t.saved(t.path("kernel_speed.json"))
 
@@ -259,6 +300,13 @@ t.finish(
         (f"on the student's convolutions our kernels take {min(ratios):.1f}-{max(ratios):.1f}x "
          f"the time of PyTorch with {threads} thread(s): the distance left to a tuned library"
          if ratios else "PyTorch is not installed: no baseline rows"),
+        f"GEMM at {n}^3 against the {peak:.0f} GFLOP/s sgemm peak: " + ", then ".join(
+            f"{rate:.0f} GFLOP/s ({rate / peak:.0%})" for rate in gemm_rates.values())
+        + " for the simple kernel, the blocked one, and the blocked one on every thread",
+        f"batch 1: {t_layers * 1e6:.0f} us a face layer by layer, {t_fused * 1e6:.0f} us as one "
+        f"compiled function, against {flops / one / 1e3:.0f} us of arithmetic at the GEMM's "
+        f"one-thread rate: the calls between layers are the first cost, the small convolutions' "
+        f"short loops the next",
         "timings exclude JIT compilation (warm-up calls) and are medians; compare only runs on the "
         "same machine, thread count and load",
     ],

@@ -23,10 +23,17 @@ Around it, the blocking (sizes for float32; this module's constants):
 - ``MC`` = 64: rows of C per block, the unit of work of one thread. A's column block
   is packed once per depth block (``MC x KC``, 256 KiB per block).
 
+The packed buffers are NumPy arrays started on a cache line (``aligned_empty``): NumPy
+asks the kernel for huge pages for large arrays, and with 4 KiB pages (numba's own
+allocations) the same product ran at two speeds from process to process, 115 or 155
+GFLOP/s on one core; with these, 151-156 every time.
+
 Threads take the row blocks of C (``prange``), so no two write the same memory. The
 sizes were chosen by timing 1024^3 on a 2-core Intel Xeon (family 6 model 207, 48 KiB
 L1d, 2 MiB L2): KC 512 or 1024 by NC 128, 256 or 512 by MC 32, 64 or 128.
 """
+import re
+
 import numba
 import numpy as np
 
@@ -38,8 +45,10 @@ MR, NR = 4, 4          # the micro-tile of C held in registers
 KC = 1024              # depth block: one micro-kernel call's k range (L1)
 NC = 256               # columns of C per packed panel of B^T (L2)
 MC = 64                # rows of C per block, one thread's unit of work (L2)
-# Packed rows are KC + ROW_PAD floats apart: rows exactly 4 KiB apart would all fall in
-# one set of the L1 cache, and the micro-kernel's eight streams would evict each other.
+# Packed rows start on cache lines (64 bytes) and are a whole number of lines apart, so
+# that no vector load straddles two lines; the stride gets ROW_PAD more floats, since
+# rows exactly 4 KiB apart would all fall in one set of the L1 cache.
+LINE = 64
 ROW_PAD = 16
 
 
@@ -116,11 +125,10 @@ def pack_rows(src, r0, nr, p0, kc, dst):
 TRANSPOSE_TILE = 32
 
 
-def _pack_panels(B, b_is_bt, panels):
+def _pack_panels(B, b_is_bt, kc, panels):
     """panels (PJ, PK, nc, kc): panel [jp, pp] = B^T[jp*nc:(jp+1)*nc, pp*kc:(pp+1)*kc],
     contiguous, zero past B's edges. B: (K, N), or B^T itself, (N, K), when b_is_bt."""
-    PJ, PK, nc, kc = panels.shape
-    kc -= ROW_PAD                                           # the pad columns stay unread
+    PJ, PK, nc = panels.shape[:3]                           # the row's pad stays unread
     N, K = (B.shape[0], B.shape[1]) if b_is_bt else (B.shape[1], B.shape[0])
     T = TRANSPOSE_TILE
     for jp in numba.prange(PJ):
@@ -154,7 +162,7 @@ def block_kernel(ap, mc, bp, nc, kc, C, i0, j0):
                 micro_edge(kc, ap, ir, mr, bp, jr, nr, C, i0 + ir, j0 + jr)
 
 
-def _gemm_nt(A, panels, N, C, acc):
+def _gemm_nt(A, panels, N, kc_max, aps, C, acc):
     """C (M,N) (+)= A (M,K) @ B, B packed in panels (``_pack_panels``).
 
     Per depth block: A's column block is packed once, block by block of MC rows; then
@@ -163,11 +171,9 @@ def _gemm_nt(A, panels, N, C, acc):
     """
     M, K = A.shape
     PJ, PK, nc_max, kc_pad = panels.shape
-    kc_max = kc_pad - ROW_PAD
     nblocks = (M + MC - 1) // MC
     if not acc:
         C[:, :] = 0.0
-    aps = np.empty((nblocks, MC, kc_pad), dtype=A.dtype)   # packed blocks of A (MC, KC + pad)
     for pp in range(PK):
         p0 = pp * kc_max
         kc = min(kc_max, K - p0)
@@ -182,6 +188,15 @@ def _gemm_nt(A, panels, N, C, acc):
 
 pack_panels_serial, pack_panels_parallel = compile_pair(_pack_panels, fastmath=True)
 gemm_nt_serial, gemm_nt_parallel = compile_pair(_gemm_nt, fastmath=True)
+
+
+def aligned_empty(shape, dtype):
+    """An uninitialised NumPy array whose data starts on a cache line (NumPy's large
+    arrays start 16 bytes past one)."""
+    n, item = int(np.prod(shape)), np.dtype(dtype).itemsize
+    raw = np.empty(n + LINE // item, dtype)
+    skip = (-raw.ctypes.data % LINE) // item
+    return raw[skip:skip + n].reshape(shape)
 
 
 def gemm_blocked(A, B, C=None, acc=False, transpose_b=False, parallel=True):
@@ -199,11 +214,24 @@ def gemm_blocked(A, B, C=None, acc=False, transpose_b=False, parallel=True):
     N = B.shape[0] if transpose_b else B.shape[1]
     wide = parallel and numba.get_num_threads() > 1
     nc, kc = min(NC, N), min(KC, K)
-    panels = np.empty(((N + nc - 1) // nc, (K + kc - 1) // kc, nc, kc + ROW_PAD), dtype=B.dtype)
+    kc_pad = -(-kc * B.itemsize // LINE) * LINE // B.itemsize + ROW_PAD
+    panels = aligned_empty(((N + nc - 1) // nc, (K + kc - 1) // kc, nc, kc_pad), B.dtype)
     (pack_panels_parallel if wide and panels.shape[0] > 1 else pack_panels_serial)(
-        np.ascontiguousarray(B), transpose_b, panels)
+        np.ascontiguousarray(B), transpose_b, kc, panels)
     if C is None:
         C = np.empty((M, N), dtype=A.dtype)                 # (M, N)
+    aps = aligned_empty(((M + MC - 1) // MC, MC, kc_pad), A.dtype)  # packed blocks of A
     (gemm_nt_parallel if wide and M > MC else gemm_nt_serial)(
-        np.ascontiguousarray(A), panels, N, C, acc)
+        np.ascontiguousarray(A), panels, N, kc, aps, C, acc)
     return C
+
+
+def fma_counts():
+    """Fused multiply-adds in the float32 micro-kernel's machine code, by register width:
+    ``{"zmm": n, "ymm": n, "xmm": n}`` (512-, 256- and 128-bit or scalar). Compiles a
+    fresh, uncached copy, since numba does not keep the assembly of cached code."""
+    fresh = numba.njit(fastmath=True)(micro_4x4.py_func)
+    a = np.zeros((MR, 64), np.float32)                      # (4, 64) operands
+    fresh(64, a, 0, a, 0, np.zeros((MR, NR), np.float32), 0, 0)
+    asm = "\n".join(fresh.inspect_asm().values())
+    return {reg: len(re.findall(r"vfmadd\w*\s+[^\n]*%" + reg, asm)) for reg in ("zmm", "ymm", "xmm")}
