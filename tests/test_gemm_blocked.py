@@ -114,3 +114,19 @@ def test_micro_kernel_runs_sixteen_fmas_on_the_widest_vectors_in_effect():
     if register is None:
         pytest.skip("this CPU has neither AVX2 nor AVX-512")
     assert gb.fma_counts()[register] >= 16
+
+
+@pytest.mark.parametrize("M,K,N", [(70, 32, 9), (gb.MC + 5, 144, 33), (9, gb.KC, 4)])
+def test_rows_on_cache_lines_are_read_in_place_with_the_same_result(M, K, N):
+    """A whose rows start on cache lines skips packing (one depth block); the product is
+    the packed path's, bit for bit, since each element sums in the same order."""
+    rng = np.random.default_rng(K)
+    lined = gb.aligned_empty((M, K), np.float32)
+    lined[:] = rng.standard_normal((M, K))
+    packed = gb.aligned_empty((M * K + 1,), np.float32)[1:].reshape(M, K)  # 4 bytes off
+    packed[:] = lined
+    assert lined.ctypes.data % gb.LINE == 0 and packed.ctypes.data % gb.LINE == 4
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    np.testing.assert_array_equal(gemm_blocked(lined, B), gemm_blocked(packed, B))
+    np.testing.assert_allclose(gemm_blocked(lined, B), lined.astype(np.float64) @ B,
+                               rtol=1e-4, atol=1e-4 * K)

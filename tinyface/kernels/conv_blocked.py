@@ -19,7 +19,7 @@ GEMMs split their row blocks.
 import numba
 import numpy as np
 
-from tinyface.kernels.gemm_blocked import gemm_blocked
+from tinyface.kernels.gemm_blocked import aligned_empty, gemm_blocked
 from tinyface.kernels.threading import compile_pair
 
 # floats of one chunk's unrolled input (16 MiB in float32): large enough for tall
@@ -126,7 +126,7 @@ def forward(x, w2, bias, has_bias, geometry, OH, OW, parallel):
     im2row = im2row_parallel if parallel else im2row_serial
     to_out = rows_to_out_parallel if parallel else rows_to_out_serial
     out = np.empty((N, Cout, P), dtype=x.dtype)             # (N, Cout, P)
-    rows = np.empty((S * P, K), dtype=x.dtype)              # (S*P, K): a chunk unrolled
+    rows = aligned_empty((S * P, K), x.dtype)               # (S*P, K): a chunk unrolled
     for n0 in range(0, N, S):
         s = min(S, N - n0)
         im2row(x, n0, s, kh, kw, sh, sw, ph, pw, OH, OW, rows)
@@ -150,7 +150,7 @@ def backward(x, w2, g, geometry, OH, OW, parallel):
     dwT = np.zeros((K, Cout), dtype=x.dtype)                # dW^T (K, Cout)
     db = np.zeros(Cout, dtype=x.dtype)
     cols = np.empty((K, S * P), dtype=x.dtype)              # (K, S*P): a chunk unrolled
-    gT = np.empty((S * P, Cout), dtype=x.dtype)             # (S*P, Cout): dout in rows
+    gT = aligned_empty((S * P, Cout), x.dtype)              # (S*P, Cout): dout in rows
     for n0 in range(0, N, S):
         s = min(S, N - n0)
         to_rows(g, n0, s, gT, db)

@@ -162,7 +162,7 @@ def block_kernel(ap, mc, bp, nc, kc, C, i0, j0):
                 micro_edge(kc, ap, ir, mr, bp, jr, nr, C, i0 + ir, j0 + jr)
 
 
-def _gemm_nt(A, panels, N, kc_max, aps, C, acc):
+def _gemm_nt(A, panels, N, kc_max, in_place, aps, C, acc):
     """C (M,N) (+)= A (M,K) @ B, B packed in panels (``_pack_panels``).
 
     Per depth block: A's column block is packed once, block by block of MC rows; then
@@ -174,6 +174,14 @@ def _gemm_nt(A, panels, N, kc_max, aps, C, acc):
     nblocks = (M + MC - 1) // MC
     if not acc:
         C[:, :] = 0.0
+    if in_place:                                            # one depth block, A's rows
+        for jp in range(PJ):                                # on lines: read unpacked
+            j0 = jp * nc_max
+            for blk in numba.prange(nblocks):
+                i0 = blk * MC
+                block_kernel(A[i0:min(i0 + MC, M)], min(MC, M - i0), panels[jp, 0],
+                             min(nc_max, N - j0), K, C, i0, j0)
+        return
     for pp in range(PK):
         p0 = pp * kc_max
         kc = min(kc_max, K - p0)
@@ -220,9 +228,13 @@ def gemm_blocked(A, B, C=None, acc=False, transpose_b=False, parallel=True):
         np.ascontiguousarray(B), transpose_b, kc, panels)
     if C is None:
         C = np.empty((M, N), dtype=A.dtype)                 # (M, N)
-    aps = aligned_empty(((M + MC - 1) // MC, MC, kc_pad), A.dtype)  # packed blocks of A
+    A = np.ascontiguousarray(A)
+    # A's rows need no packing when one depth block holds them and each starts on a
+    # cache line (conv_blocked's unrolled rows); NumPy's large arrays start off a line
+    in_place = K <= KC and A.ctypes.data % LINE == 0 and K * A.itemsize % LINE == 0
+    aps = aligned_empty((1, 1, 1) if in_place else ((M + MC - 1) // MC, MC, kc_pad), A.dtype)
     (gemm_nt_parallel if wide and M > MC else gemm_nt_serial)(
-        np.ascontiguousarray(A), panels, N, kc, aps, C, acc)
+        A, panels, N, kc, in_place, aps, C, acc)
     return C
 
 
