@@ -125,8 +125,16 @@ def test_rows_on_cache_lines_are_read_in_place_with_the_same_result(M, K, N):
     lined[:] = rng.standard_normal((M, K))
     packed = gb.aligned_empty((M * K + 1,), np.float32)[1:].reshape(M, K)  # 4 bytes off
     packed[:] = lined
-    assert lined.ctypes.data % gb.LINE == 0 and packed.ctypes.data % gb.LINE == 4
+    assert gb.reads_in_place(lined) and not gb.reads_in_place(packed)
     B = rng.standard_normal((K, N)).astype(np.float32)
     np.testing.assert_array_equal(gemm_blocked(lined, B), gemm_blocked(packed, B))
     np.testing.assert_allclose(gemm_blocked(lined, B), lined.astype(np.float64) @ B,
                                rtol=1e-4, atol=1e-4 * K)
+
+
+def test_only_rows_on_lines_within_one_depth_block_are_read_in_place():
+    ok = gb.aligned_empty((8, 32), np.float32)
+    assert gb.reads_in_place(ok)
+    assert not gb.reads_in_place(gb.aligned_empty((8, 33), np.float32))          # rows off lines
+    assert not gb.reads_in_place(gb.aligned_empty((2, gb.KC + 16), np.float32))  # two blocks
+

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+import llvmlite.binding as llvm   # numba's LLVM; importing it does not import numba
+
 ENV = "TINYFACE_VECTOR_WIDTH"
 WIDTHS = ("512", "256")
 NO_PREFERENCE = "-prefer-256-bit"
@@ -25,14 +27,14 @@ NO_PREFERENCE = "-prefer-256-bit"
 
 def _host_features():
     """LLVM's features of this CPU as a dict name -> bool (llvmlite, numba's own LLVM)."""
-    import llvmlite.binding as llvm  # numba's dependency; imported here to stay cheap
     return dict(llvm.get_host_cpu_features())
 
 
 def _numba_target_pending():
     """True while numba's CPU target has made no code generator yet (nothing jitted in
     this process), so that its CPU features can still be chosen."""
-    from numba.core.registry import cpu_target  # numba is imported already; see widen
+    from numba.core.registry import cpu_target  # late on purpose: this module must run
+    #                                                before numba's import (widen)
     return "_toplevel_target_context" not in vars(cpu_target)
 
 
@@ -64,7 +66,7 @@ def widen(environ=os.environ, modules=sys.modules, features=_host_features,
 
 def vector_width():
     """The widest vectors numba's loops may use here: 512, 256 or 128 (bits)."""
-    import numba  # numba reads its settings when first imported; read them after
+    import numba  # late on purpose: at the top it would import numba before widen ran
     host = _host_features()
     if not host.get("avx512f"):
         return 256 if host.get("avx2") else 128
@@ -74,7 +76,7 @@ def vector_width():
 
 def cpu_description():
     """The CPU in one dict: model, cores numba may use, SIMD width, L1d and L2 per core."""
-    import numba  # as above
+    import numba  # late on purpose, as in vector_width
     info = {}                                       # the first core's "key: value" lines
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:

@@ -23,6 +23,7 @@ import numpy as np
 
 from tinyface.kernels import conv_blocked
 from tinyface.kernels.gemm import gemm_nn, gemm_nt
+from tinyface.kernels.unroll import col2im_add, im2col
 from tinyface.kernels.threading import compile_pair, use_parallel
 
 JIT = dict(cache=True, fastmath=True)
@@ -41,49 +42,6 @@ def _pair(v, name):
 def conv_output_size(H, W, kh, kw, sh, sw, ph, pw):
     """Output height and width: ``floor((H + 2p - k) / s) + 1``."""
     return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-
-
-@numba.njit(**JIT)
-def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols, off):
-    """x: (C, H, W) one sample -> cols[:, off:off + OH*OW] of cols: (C*kh*kw, G*OH*OW).
-
-    Zeros where the window overlaps the padding.
-    """
-    C, H, W = x.shape
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                row = cols[(c * kh + i) * kw + j]              # (G*OH*OW,)
-                for oh in range(OH):
-                    ih = oh * sh + i - ph
-                    base = off + oh * OW
-                    if ih < 0 or ih >= H:
-                        for ow in range(OW):
-                            row[base + ow] = 0.0
-                    else:
-                        xr = x[c, ih]                          # (W,)
-                        for ow in range(OW):
-                            iw = ow * sw + j - pw
-                            row[base + ow] = xr[iw] if 0 <= iw < W else 0.0
-
-
-@numba.njit(**JIT)
-def col2im_add(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx, off):
-    """Scatter-add cols[:, off:off + OH*OW] back into dx: (C, H, W)."""
-    C, H, W = dx.shape
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                row = cols[(c * kh + i) * kw + j]
-                for oh in range(OH):
-                    ih = oh * sh + i - ph
-                    if ih < 0 or ih >= H:
-                        continue
-                    base = off + oh * OW
-                    for ow in range(OW):
-                        iw = ow * sw + j - pw
-                        if 0 <= iw < W:
-                            dx[c, ih, iw] += row[base + ow]
 
 
 # A GEMM needs long rows to run fast. When one sample's output plane is small (8x8,

@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyface.kernels.gemm_blocked import aligned_empty, gemm_blocked
 from tinyface.kernels.threading import compile_pair
+from tinyface.kernels.unroll import im2col
 
 # floats of one chunk's unrolled input (16 MiB in float32): large enough for tall
 # products, small enough to stay near the caches
@@ -46,20 +47,10 @@ def _im2row(x, n0, S, kh, kw, sh, sw, ph, pw, OH, OW, rows):
 
 
 def _im2col(x, n0, S, kh, kw, sh, sw, ph, pw, OH, OW, cols):
-    """cols (K, S*P): the transpose of ``_im2row``'s rows, written directly."""
-    C, H, W = x.shape[1:]
+    """cols (K, S*P): the transpose of ``_im2row``'s rows, sample by sample (``im2col``)."""
     P = OH * OW
     for s in numba.prange(S):
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    col = cols[(c * kh + i) * kw + j]      # (S*P,)
-                    for oh in range(OH):
-                        ih = oh * sh + i - ph
-                        for ow in range(OW):
-                            iw = ow * sw + j - pw
-                            ok = 0 <= ih < H and 0 <= iw < W
-                            col[s * P + oh * OW + ow] = x[n0 + s, c, ih, iw] if ok else 0.0
+        im2col(x[n0 + s], kh, kw, sh, sw, ph, pw, OH, OW, cols, s * P)
 
 
 def _rows_to_out(outT, b, has_bias, n0, S, out):
@@ -142,10 +133,9 @@ def backward(x, w2, g, geometry, OH, OW, parallel):
     Cout, K = w2.shape
     P = OH * OW
     S = chunk_samples(N, P, K)
-    pick = (lambda pair: pair[1]) if parallel else (lambda pair: pair[0])  # noqa: E731
-    im2col = pick((im2col_serial, im2col_parallel))
-    to_rows = pick((dout_to_rows_serial, dout_to_rows_parallel))
-    row2im = pick((row2im_add_serial, row2im_add_parallel))
+    unroll = im2col_parallel if parallel else im2col_serial
+    to_rows = dout_to_rows_parallel if parallel else dout_to_rows_serial
+    row2im = row2im_add_parallel if parallel else row2im_add_serial
     dx = np.zeros_like(x)
     dwT = np.zeros((K, Cout), dtype=x.dtype)                # dW^T (K, Cout)
     db = np.zeros(Cout, dtype=x.dtype)
@@ -156,7 +146,7 @@ def backward(x, w2, g, geometry, OH, OW, parallel):
         to_rows(g, n0, s, gT, db)
         if s < S:                                           # the last chunk: its columns only
             cols = np.empty((K, s * P), dtype=x.dtype)
-        im2col(x, n0, s, kh, kw, sh, sw, ph, pw, OH, OW, cols)
+        unroll(x, n0, s, kh, kw, sh, sw, ph, pw, OH, OW, cols)
         gemm_blocked(cols, gT[:s * P], dwT, acc=True, parallel=parallel)
         drows = gemm_blocked(gT[:s * P], w2, parallel=parallel)   # (s*P, K)
         row2im(drows, n0, s, kh, kw, sh, sw, ph, pw, OH, OW, dx)

@@ -23,21 +23,18 @@ from tinyface.kernels.gemm_blocked import MR, NR, micro_4x4, micro_edge
 from tinyface.kernels.threading import compile_pair
 
 CONV, POOL = 0, 1
-DEPTH_ALIGN = 16       # a convolution's depth 9*Cin is padded to a multiple of this
 
 
 @numba.njit(cache=True, fastmath=True)
 def _conv3x3(src, H, W, C, w, b, relu, rows, out, dst):
     """dst[1:H+1, 1:W+1, :] = relu?(conv3x3(src) + b); src, dst: (H+2, W+2, C*) padded.
 
-    w: (Cout, K), each row in (i, j, c) order, K = 9*C rounded up to a whole vector
-    (``DEPTH_ALIGN``) with zero weights, so that the depth loop has no scalar tail.
-    Each output pixel's window is three
+    w: (Cout, 9*C), each row in (i, j, c) order. Each output pixel's window is three
     runs of 3*C contiguous floats of src; copied into rows (H*W, 9*C), the convolution
     is the product rows @ w.T, run 4 pixels x 4 channels at a time by the blocked GEMM's
     micro-kernel (accumulators in registers along the depth 9*C).
     """
-    Cout, K = w.shape                                       # K: 9C, padded with zeros
+    Cout, K = w.shape                                       # K = 9C
     P = H * W
     r = rows[:P * K].reshape((P, K))                         # (P, K)
     for oh in range(H):
@@ -47,8 +44,6 @@ def _conv3x3(src, H, W, C, w, b, relu, rows, out, dst):
                 seg = src[oh + i, ow:ow + 3].reshape(3 * C)  # (3C,) contiguous
                 for t in range(3 * C):
                     dstrow[i * 3 * C + t] = seg[t]
-            for t in range(9 * C, K):                       # the zero pad
-                dstrow[t] = 0.0
     o = out[:P * Cout].reshape((P, Cout))                   # (P, Cout)
     o[:, :] = 0.0
     for j0 in range(0, Cout, NR):

@@ -207,6 +207,15 @@ def aligned_empty(shape, dtype):
     return raw[skip:skip + n].reshape(shape)
 
 
+def reads_in_place(A):
+    """True when the GEMM reads A (M, K), C-contiguous, without packing it: one depth
+    block holds its rows and each row starts on a cache line (conv_blocked's unrolled
+    rows). NumPy's large arrays start 16 bytes past a line, and reading those in place
+    cost a quarter of the speed, so they are packed."""
+    K = A.shape[1]
+    return K <= KC and A.ctypes.data % LINE == 0 and K * A.itemsize % LINE == 0
+
+
 def gemm_blocked(A, B, C=None, acc=False, transpose_b=False, parallel=True):
     """``C = A @ B`` (or ``A @ B.T`` with ``transpose_b``) by the blocked kernel.
 
@@ -229,9 +238,7 @@ def gemm_blocked(A, B, C=None, acc=False, transpose_b=False, parallel=True):
     if C is None:
         C = np.empty((M, N), dtype=A.dtype)                 # (M, N)
     A = np.ascontiguousarray(A)
-    # A's rows need no packing when one depth block holds them and each starts on a
-    # cache line (conv_blocked's unrolled rows); NumPy's large arrays start off a line
-    in_place = K <= KC and A.ctypes.data % LINE == 0 and K * A.itemsize % LINE == 0
+    in_place = reads_in_place(A)
     aps = aligned_empty((1, 1, 1) if in_place else ((M + MC - 1) // MC, MC, kc_pad), A.dtype)
     (gemm_nt_parallel if wide and M > MC else gemm_nt_serial)(
         A, panels, N, kc, in_place, aps, C, acc)

@@ -51,10 +51,8 @@ class FusedNet:
                 i += 1 + relu
                 codes.append(fused_vgg.CONV)
                 relus.append(relu)
-                w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)        # (Cout, 9 Cin)
-                pad = -w.shape[1] % fused_vgg.DEPTH_ALIGN                   # zeros: no tail
-                self.weights.append(np.ascontiguousarray(np.pad(w, ((0, 0), (0, pad))),
-                                                         np.float32))
+                self.weights.append(np.ascontiguousarray(                  # (Cout, 9 Cin)
+                    w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1), np.float32))
                 self.biases.append(np.ascontiguousarray(b, np.float32))
                 continue
             if isinstance(layer, nn.MaxPool2d) and (layer.kernel_size, layer.stride,
